@@ -1,0 +1,94 @@
+"""Query-and-feedback clustering (UNO §3), with cluster ids that stay stable across runs.
+
+Features are the paper's: the query and the log's rules are embedded separately, each half is
+L2-normalised, the concatenation is normalised again (so both halves weigh the same), and Ward
+agglomerative clustering cuts the tree at a merge height. Centroids are the mean of the members'
+*query-only* embeddings, because routing sees only the query.
+
+Stable ids fix a weakness of the reference (ids were list positions): a cluster that shares most
+members with a cluster of the previous run keeps that cluster's id; a new one gets an id derived
+from its members, so the same data always gives the same ids.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+import numpy as np
+
+NO_RULES = ""  # logs with no rules share the empty string's rule vector, as in the reference
+
+
+@dataclass
+class Cluster:
+    id: str
+    members: list[str]
+    centroid: np.ndarray  # mean of members' normalised query embeddings (not re-normalised)
+    radius: float  # 95th percentile member→centroid L2 distance: how far its queries reach
+    rules: list[str] = field(default_factory=list)
+
+    @property
+    def size(self) -> int:
+        return len(self.members)
+
+
+def features(query_vecs: np.ndarray, rule_vecs: np.ndarray) -> np.ndarray:
+    both = np.concatenate([query_vecs, rule_vecs], axis=1)
+    return both / np.linalg.norm(both, axis=1, keepdims=True).clip(min=1e-12)
+
+
+def agglomerate(feats: np.ndarray, threshold: float) -> np.ndarray:
+    """Ward clustering cut at merge height `threshold` (UNO: ward, euclidean, distance_threshold)."""
+    if len(feats) == 1:
+        return np.zeros(1, dtype=int)
+    from sklearn.cluster import AgglomerativeClustering
+
+    model = AgglomerativeClustering(n_clusters=None, distance_threshold=threshold, linkage="ward",
+                                    metric="euclidean", compute_full_tree=True)
+    return model.fit_predict(feats)
+
+
+def _new_id(members: list[str]) -> str:
+    return "c-" + hashlib.sha256("\n".join(sorted(members)).encode()).hexdigest()[:8]
+
+
+def stable_ids(groups: list[list[str]], previous: dict[str, list[str]]) -> list[str]:
+    """Give each group the id of the previous cluster it overlaps most (Jaccard >= 0.5), else a new id."""
+    ids: list[str] = []
+    taken: set[str] = set()
+    for members in groups:
+        mine = set(members)
+        best, best_score = None, 0.5
+        for pid, pmembers in previous.items():
+            other = set(pmembers)
+            score = len(mine & other) / len(mine | other)
+            if pid not in taken and score >= best_score:
+                best, best_score = pid, score
+        cid = best or _new_id(members)
+        taken.add(cid)
+        ids.append(cid)
+    return ids
+
+
+def cluster_logs(ids: list[str], query_vecs: np.ndarray, rule_vecs: np.ndarray, rules: list[list[str]],
+                 threshold: float, previous: dict[str, list[str]] | None = None) -> list[Cluster]:
+    """Cluster logs; return clusters sorted by size (largest first), members sorted by id."""
+    labels = agglomerate(features(query_vecs, rule_vecs), threshold)
+    groups: dict[int, list[int]] = {}
+    for index, label in enumerate(labels):
+        groups.setdefault(int(label), []).append(index)
+    ordered = sorted(groups.values(), key=lambda idx: (-len(idx), min(ids[i] for i in idx)))
+    member_ids = [sorted(ids[i] for i in idx) for idx in ordered]
+    cluster_ids = stable_ids(member_ids, previous or {})
+    clusters = []
+    for cid, idx, members in zip(cluster_ids, ordered, member_ids):
+        centroid = query_vecs[idx].mean(axis=0)
+        distances = np.linalg.norm(query_vecs[idx] - centroid, axis=1)
+        seen: dict[str, None] = {}
+        for i in idx:
+            for rule in rules[i]:
+                seen.setdefault(rule, None)
+        clusters.append(Cluster(id=cid, members=members, centroid=centroid,
+                                radius=float(np.quantile(distances, 0.95)), rules=list(seen)))
+    return clusters
