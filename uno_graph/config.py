@@ -56,8 +56,10 @@ class UnoConfig:
     # concatenation re-normalised), as in the paper; 4.0 there was tuned for ~200 logs/dataset.
     cluster_threshold: float = 1.2
     min_cluster_size: int = 4  # smaller clusters get no adapter (the reference had no minimum)
-    # a query farther than this (L2, query-embedding space) from every centroid is served by the base model
-    route_threshold: float = 1.0
+    # a query farther than this (L2, query-embedding space) from its nearest centroid is served by the
+    # base model; None = each cluster's own reach (95th-percentile member distance × route_margin)
+    route_threshold: float | None = None
+    route_margin: float = 1.5
     # cognitive gap: a cluster whose min novelty is >= threshold is high-gap → Critic (paper: 0.45
     # for its reranker; None = calibrate on the run's own data, see gap.py)
     gap_threshold: float | None = None
@@ -77,7 +79,8 @@ class UnoConfig:
         checks: list[tuple[str, Any, bool, str]] = [
             ("cluster_threshold", self.cluster_threshold, self.cluster_threshold > 0, "a positive number"),
             ("min_cluster_size", self.min_cluster_size, self.min_cluster_size >= 2, "an integer >= 2"),
-            ("route_threshold", self.route_threshold, self.route_threshold > 0, "a positive number"),
+            ("route_threshold", self.route_threshold, self.route_threshold is None or self.route_threshold > 0, "None or a positive number"),
+            ("route_margin", self.route_margin, self.route_margin > 0, "a positive number"),
             ("gap_threshold", self.gap_threshold, self.gap_threshold is None or 0 <= self.gap_threshold <= 1, "None or a number in [0, 1]"),
             ("win_rate_threshold", self.win_rate_threshold, 0 <= self.win_rate_threshold <= 1, "a number in [0, 1]"),
             ("bleu_threshold", self.bleu_threshold, 0 <= self.bleu_threshold <= 1, "a number in [0, 1]"),

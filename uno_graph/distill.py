@@ -65,9 +65,9 @@ def feedback_rules(feedback: str) -> list[str]:
 
 
 def is_satisfied(record: LogRecord) -> bool:
-    """Approval with nothing to correct: a positive rating, no edit, no complaint text."""
+    """Approval with nothing to correct: a positive rating and no edit (follow-up text is thanks)."""
     fb = record.feedback
-    return fb.rating is not None and fb.rating > 0 and not fb.edited_response and not record.feedback_text
+    return fb.rating is not None and fb.rating > 0 and not fb.edited_response
 
 
 def _base_row(record: LogRecord) -> dict[str, Any]:
@@ -112,7 +112,7 @@ def distill(records: list[LogRecord], teacher, workdir: Workdir, *, batch_size: 
                 rules = parse_rules(reply)
                 if rules:
                     rows[i].update(rules=rules, rule_source="teacher")
-                elif chunk[i].feedback_text:
+                elif rules is None and chunk[i].feedback_text:  # unusable reply: keep the user's words
                     rows[i].update(rules=feedback_rules(chunk[i].feedback_text), rule_source="feedback")
                 rows[i]["teacher_reply"] = reply[:500]
             # A revised answer is needed only where the user gave no edit of their own.

@@ -136,6 +136,20 @@ class Workdir:
         payload = {"stage": stage, "inputs": inputs, "summary": summary or {}}
         atomic_write_text(self.stages / f"{stage}.done", json.dumps(payload, indent=2) + "\n")
 
+    def begin(self, stage: str, inputs: str) -> bool:
+        """Start (or resume) a stage; False if it already finished on these inputs.
+
+        Partial output written for other inputs is discarded; partial output for the same inputs
+        is kept, so an interrupted stage continues where it stopped.
+        """
+        if self.is_done(stage, inputs):
+            return False
+        started = self.stages / f"{stage}.started"
+        if self.done_info(stage) is not None or (started.exists() and started.read_text().strip() != inputs):
+            self.reset(stage)
+        atomic_write_text(started, inputs + "\n")
+        return True
+
     def output_fingerprint(self, stage: str) -> str:
         """Fingerprint of a finished stage's output: the next stage's input."""
         path = self.stage_path(stage)

@@ -1,0 +1,131 @@
+"""`uno-graph` command line. torch and friends load only inside the subcommands that need them."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from uno_graph.config import DEFAULT_EMBEDDER, DEFAULT_MODEL, TrainSettings, UnoConfig
+from uno_graph.errors import UnoGraphError
+
+
+def _config(args: argparse.Namespace) -> UnoConfig:
+    cfg = UnoConfig(base_model=args.base_model, embedder=args.embedder,
+                    cluster_threshold=args.cluster_threshold, min_cluster_size=args.min_cluster_size,
+                    gap_threshold=args.gap_threshold, win_rate_threshold=args.win_rate_threshold,
+                    bleu_threshold=args.bleu_threshold, max_new_tokens=args.max_new_tokens)
+    cfg.train = TrainSettings(**{**vars(cfg.train), "epochs": args.epochs})
+    return cfg
+
+
+def cmd_learn(args: argparse.Namespace) -> int:
+    from uno_graph.pipeline import learn
+
+    teacher = None
+    if args.teacher_model:
+        from uno_graph.chat_model import UnoChatModel
+
+        teacher = UnoChatModel.from_pretrained(args.teacher_model, max_new_tokens=args.max_new_tokens)
+    judge = None
+    if args.judge == "teacher":
+        from uno_graph.verify import LLMJudge
+
+        if teacher is None:
+            from uno_graph.chat_model import UnoChatModel
+
+            teacher = UnoChatModel.from_pretrained(args.base_model, max_new_tokens=args.max_new_tokens)
+        judge = LLMJudge(teacher)
+    result = learn(args.logs, args.workdir, _config(args), teacher=teacher, judge=judge, progress=not args.quiet)
+    report = result.report
+    print(f"\nlogs: {len(report.records)} kept, {len(report.problems)} rejected, {report.duplicates} duplicates")
+    for problem in report.problems[:20]:
+        print(f"  rejected {problem}")
+    if len(report.problems) > 20:
+        print(f"  ... and {len(report.problems) - 20} more")
+    print("pairs: " + ", ".join(f"{k} {v}" for k, v in sorted(result.pair_reasons.items())))
+    if result.calibration:
+        c = result.calibration
+        print(f"gap threshold {c['threshold']:.3f} (calibrated: covered anchors {c['covered_novelty']:.3f}, "
+              f"novel anchors {c['novel_novelty']:.3f})")
+    print(f"\n{'cluster':<12}{'size':>5}  {'gap':>6}  {'route':<7}{'win':>6}  topics / adapter")
+    for c in result.clusters:
+        gap = "-" if c["gap"] is None else f"{c['gap']:.3f}"
+        win = "-" if c["win_rate"] is None else f"{c['win_rate']:.2f}"
+        topics = ",".join(f"{k}:{v}" for k, v in c["topics"].items())
+        print(f"{c['id']:<12}{c['size']:>5}  {gap:>6}  {c['route']:<7}{win:>6}  {topics}  {c['adapter'] or ''}")
+    print("\nseconds per stage: " + ", ".join(f"{k} {v:.0f}" for k, v in result.timings.items()))
+    print(f"work directory: {result.workdir}")
+    return 0
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from uno_graph.adapters.registry import list_adapters
+    from uno_graph.store import UnoStore
+
+    root = Path(args.workdir)
+    if not (root / "system.json").exists():
+        raise UnoGraphError(f"{root} is not a uno-graph work directory (no system.json); run `uno-graph learn` first")
+    store = UnoStore.persistent(root / "chroma")
+    rows = store.table()
+    out = {"system": json.loads((root / "system.json").read_text()), "clusters": [
+        {**row, "rules": store.rules_for(row["id"])[: args.rules]} for row in rows],
+        "adapters": list_adapters(root / "adapters")}
+    if args.json:
+        print(json.dumps(out, indent=2))
+        return 0
+    print(f"base model: {out['system']['base_model']}   embedder: {out['system']['embedder']}")
+    for row in out["clusters"]:
+        print(f"\n{row['id']}  size {row.get('size')}  route {row.get('route')}  adapter {row.get('adapter') or '-'}")
+        for rule in row["rules"]:
+            print(f"   - {rule}")
+    print(f"\n{len(out['adapters'])} adapter(s) published")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="uno-graph", description="Learn from user logs; serve what was learned.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("learn", help="distill, cluster, and train adapters from log files")
+    p.add_argument("logs", nargs="+", help="JSONL log files")
+    p.add_argument("--workdir", required=True, help="output directory (rerun to resume)")
+    p.add_argument("--base-model", default=DEFAULT_MODEL, help="serving model: default or a local HF directory")
+    p.add_argument("--teacher-model", default=None, help="local HF model for distill/revise/judge (default: the base model)")
+    p.add_argument("--embedder", default=DEFAULT_EMBEDDER)
+    p.add_argument("--judge", choices=["contrast", "teacher"], default="contrast",
+                   help="Expert verifier: users' corrections (contrast) or the paper's LLM rubric (teacher)")
+    d = UnoConfig()
+    p.add_argument("--cluster-threshold", type=float, default=d.cluster_threshold, help="Ward merge height")
+    p.add_argument("--min-cluster-size", type=int, default=d.min_cluster_size)
+    p.add_argument("--gap-threshold", type=float, default=None, help="fixed min-novelty threshold (default: calibrated)")
+    p.add_argument("--win-rate-threshold", type=float, default=d.win_rate_threshold, help="paper: 0.53")
+    p.add_argument("--bleu-threshold", type=float, default=d.bleu_threshold, help="paper: 0.05")
+    p.add_argument("--epochs", type=int, default=d.train.epochs)
+    p.add_argument("--max-new-tokens", type=int, default=d.max_new_tokens)
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_learn)
+
+    p = sub.add_parser("inspect", help="clusters, routes, rules and adapters of a work directory")
+    p.add_argument("--workdir", required=True)
+    p.add_argument("--rules", type=int, default=5, help="rules shown per cluster")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_inspect)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args)
+    except UnoGraphError as exc:
+        print(f"uno-graph: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

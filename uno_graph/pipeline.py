@@ -1,0 +1,407 @@
+"""`learn`: from log files to a learned system in a work directory (the offline half of UNO).
+
+    read logs → distill → verify → pairs → cluster (+ Chroma) → gap → train + verify adapters → registry
+
+Every stage writes JSONL under `<workdir>/stages/` and a `.done` marker naming its inputs, so a
+rerun skips finished stages, and a stage killed midway continues from its last written record.
+Adapters are trained in `<workdir>/tmp/` and published into `<workdir>/adapters/` only when
+complete; the cluster table in Chroma names an adapter only after it is published.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from uno_graph import __version__, prompts
+from uno_graph.config import UnoConfig
+from uno_graph.logs import LogReadReport, read_logs
+from uno_graph.workdir import Workdir, atomic_write_text, fingerprint
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LearnResult:
+    workdir: Path
+    report: LogReadReport
+    pair_reasons: dict[str, int]
+    clusters: list[dict[str, Any]]
+    timings: dict[str, float] = field(default_factory=dict)
+    calibration: dict[str, float] | None = None
+
+
+def split_members(ids: list[str], val_fraction: float, seed: int = 42) -> tuple[list[str], list[str]]:
+    """The reference's split: sort, shuffle with seed 42, first 80 % train, rest validation."""
+    ordered = sorted(ids)
+    random.Random(seed).shuffle(ordered)
+    cut = int((1 - val_fraction) * len(ordered))
+    return ordered[:cut], ordered[cut:]
+
+
+class _Run:
+    """State shared by the stages of one `learn` call (models are loaded on first use)."""
+
+    def __init__(self, wd: Workdir, config: UnoConfig, teacher, judge, progress: bool) -> None:
+        self.wd, self.config, self.progress = wd, config, progress
+        self._teacher, self._judge = teacher, judge
+        self._serving = None
+        self._embedder = None
+        self._scorer = None
+        self.timings: dict[str, float] = {}
+
+    @property
+    def serving(self):
+        if self._serving is None:
+            from uno_graph.chat_model import UnoChatModel
+
+            self._serving = UnoChatModel.from_pretrained(self.config.base_model, max_new_tokens=self.config.max_new_tokens)
+        return self._serving
+
+    @property
+    def teacher(self):
+        return self._teacher if self._teacher is not None else self.serving
+
+    @property
+    def teacher_id(self) -> str:
+        t = self._teacher
+        return "serving-model" if t is None else f"{type(t).__name__}:{getattr(t, 'model_name', '') or getattr(t, 'model', '')}"
+
+    @property
+    def embedder(self):
+        if self._embedder is None:
+            from uno_graph.embeddings import shared_embedder
+
+            self._embedder = shared_embedder(self.config.embedder)
+        return self._embedder
+
+    @property
+    def scorer(self):
+        if self._scorer is None:
+            from uno_graph.gap import YesNoScorer
+            from uno_graph.models import load_model
+
+            lm = load_model(self.config.base_model)
+            self._scorer = YesNoScorer(lm.model, lm.tokenizer)
+        return self._scorer
+
+    def timed(self, name: str, start: float) -> None:
+        self.timings[name] = round(self.timings.get(name, 0.0) + time.perf_counter() - start, 2)
+
+
+def learn(log_paths: list[str | Path], workdir: str | Path, config: UnoConfig | None = None, *,
+          teacher=None, judge=None, store=None, progress: bool = True) -> LearnResult:
+    """Learn adapters and a routing table from user logs.
+
+    Args:
+        log_paths: JSONL log files (DESIGN.md format or MemoryBench dialogs).
+        workdir: where everything is written; rerunning resumes.
+        config: thresholds and training settings (saved to `system.json`).
+        teacher: LangChain chat model for distilling rules and revising answers (default: the
+            serving model itself).
+        judge: a `verify.Judge` for the Expert verifier (default: `ContrastJudge`, the users' own
+            corrections; pass `LLMJudge(model)` for the paper's rubric judge).
+        store: a `UnoStore` (default: embedded Chroma in `<workdir>/chroma`).
+
+    Example:
+        >>> result = learn(["examples/logs.jsonl"], "runs/demo")      # doctest: +SKIP
+    """
+    from uno_graph.store import UnoStore
+    from uno_graph.verify import ContrastJudge
+
+    config = config or UnoConfig()
+    wd = Workdir(workdir).create()
+    run = _Run(wd, config, teacher, judge or ContrastJudge(), progress)
+    _write_system(wd, config)
+
+    t = time.perf_counter()
+    report = read_logs(*log_paths)
+    for problem in report.problems:
+        log.warning("skipped log line: %s", problem)
+    records = sorted(report.records, key=lambda r: r.id)
+    logs_fp = fingerprint([r.to_dict() for r in records])
+    run.timed("read", t)
+
+    rows = _distill(run, records, logs_fp)
+    decisions = _verify(run, rows)
+    pairs = _pairs(run, rows, decisions)
+    store = store or UnoStore.persistent(wd.chroma)
+    clusters = _cluster(run, rows, pairs, store)
+    gaps = _gap(run, clusters, rows)
+    trained = _train(run, clusters, gaps, pairs, rows, store)
+
+    reasons: dict[str, int] = {}
+    for d in decisions:
+        reasons[d["reason"]] = reasons.get(d["reason"], 0) + 1
+    table = []
+    for c in clusters:
+        g = gaps.get(c["id"], {})
+        tr = trained.get(c["id"], {})
+        table.append({"id": c["id"], "size": c["size"], "topics": c.get("topics", {}),
+                      "gap": g.get("min_novelty"), "decision": g.get("decision", "base"),
+                      "route": tr.get("route", "base"), "win_rate": tr.get("win_rate"),
+                      "adapter": tr.get("adapter")})
+    calibration = (wd.done_info("gap") or {}).get("summary", {}).get("calibration")
+    summary = {"logs_read": len(report.records) + len(report.problems) + report.duplicates,
+               "logs_kept": len(report.records), "rejected_lines": len(report.problems),
+               "duplicates": report.duplicates, "pair_reasons": reasons, "clusters": table,
+               "timings_s": run.timings, "gap_calibration": calibration}
+    atomic_write_text(wd.root / "summary.json", json.dumps(summary, indent=2) + "\n")
+    return LearnResult(wd.root, report, reasons, table, run.timings, calibration)
+
+
+def _write_system(wd: Workdir, config: UnoConfig) -> None:
+    system = {"uno_graph_version": __version__, "base_model": config.base_model,
+              "embedder": config.embedder, "config": config.to_dict()}
+    atomic_write_text(wd.system_file, json.dumps(system, indent=2) + "\n")
+
+
+# -- stages --------------------------------------------------------------------------------------
+
+def _distill(run: _Run, records, logs_fp: str) -> list[dict[str, Any]]:
+    from uno_graph.distill import STAGE, distill
+
+    t = time.perf_counter()
+    inputs = fingerprint(logs_fp, run.teacher_id, run.config.max_new_tokens)
+    if run.wd.begin(STAGE, inputs):
+        rows = distill(records, run.teacher, run.wd, progress=run.progress)
+        sources: dict[str, int] = {}
+        for r in rows:
+            sources[r["rule_source"]] = sources.get(r["rule_source"], 0) + 1
+        run.wd.mark_done(STAGE, inputs, {"rows": len(rows), "rule_sources": sources})
+    run.timed("distill", t)
+    return run.wd.read(STAGE)
+
+
+def _verify(run: _Run, rows) -> list[dict[str, Any]]:
+    from uno_graph.verify import STAGE, LLMJudge, verify_pairs
+
+    t = time.perf_counter()
+    inputs = fingerprint(run.wd.output_fingerprint("distill"), run.teacher_id)
+    if run.wd.begin(STAGE, inputs):
+        decisions = verify_pairs(rows, LLMJudge(run.teacher), run.wd, progress=run.progress)
+        run.wd.mark_done(STAGE, inputs, {"decisions": len(decisions)})
+    run.timed("verify", t)
+    return run.wd.read(STAGE)
+
+
+def _pairs(run: _Run, rows, decisions) -> list[dict[str, Any]]:
+    from uno_graph.pairs import STAGE, build_pairs
+
+    inputs = fingerprint(run.wd.output_fingerprint("distill"), run.wd.output_fingerprint("verify"))
+    if run.wd.begin(STAGE, inputs):
+        pairs = build_pairs(rows, decisions, run.wd)
+        run.wd.mark_done(STAGE, inputs, {"pairs": len(pairs)})
+    return run.wd.read(STAGE)
+
+
+def _cluster(run: _Run, rows, pairs, store) -> list[dict[str, Any]]:
+    """Cluster every log with a signal; store centroids (route base until an adapter is published)."""
+    from uno_graph.cluster import cluster_logs
+
+    t = time.perf_counter()
+    stage = "clusters"
+    population = [r for r in rows if r["rules"] or r["rule_source"] == "satisfied" or r.get("edited")]
+    inputs = fingerprint([(r["id"], r["rules"]) for r in population], run.config.embedder,
+                         run.config.cluster_threshold, run.config.min_cluster_size)
+    if run.wd.begin(stage, inputs):
+        previous = {c["id"]: c["members"] for c in _previous_clusters(run.wd)}
+        ids = [r["id"] for r in population]
+        emb = run.embedder
+        qv = emb.encode([r["query"] for r in population])
+        rv = emb.encode(["\n".join(r["rules"]) for r in population])
+        found = cluster_logs(ids, qv, rv, [r["rules"] for r in population], run.config.cluster_threshold, previous)
+        by_id = {r["id"]: r for r in population}
+        out = []
+        for c in found:
+            topics: dict[str, int] = {}
+            for m in c.members:
+                topic = str(by_id[m].get("metadata", {}).get("topic", "-"))
+                topics[topic] = topics.get(topic, 0) + 1
+            out.append({"id": c.id, "members": c.members, "size": c.size, "radius": round(c.radius, 4),
+                        "eligible": c.size >= run.config.min_cluster_size, "topics": topics,
+                        "rules": c.rules[:20], "centroid": [round(float(x), 6) for x in c.centroid]})
+        eligible = [c for c in out if c["eligible"]]
+        for c in eligible:
+            store.put_cluster(c["id"], c["centroid"], {"size": c["size"], "radius": c["radius"],
+                                                       "route": "base", "status": "pending"})
+        store.remove_clusters({c["id"] for c in eligible})
+        rule_rows, rule_texts = [], []
+        for c in eligible:
+            for m in c["members"]:
+                for k, rule in enumerate(by_id[m]["rules"]):
+                    rule_rows.append({"id": f"{m}#{k}", "rule": rule, "cluster_id": c["id"], "log_id": m,
+                                      "user_id": by_id[m].get("user_id")})
+                    rule_texts.append(rule)
+        store.put_rules(rule_rows, emb.encode(rule_texts))
+        run.wd.write(stage, out)
+        run.wd.mark_done(stage, inputs, {"clusters": len(out), "eligible": len(eligible)})
+    run.timed("cluster", t)
+    return run.wd.read(stage)
+
+
+def _previous_clusters(wd: Workdir) -> list[dict[str, Any]]:
+    path = wd.stage_path("clusters")
+    return wd.read("clusters") if path.exists() else []
+
+
+def _gap(run: _Run, clusters, rows) -> dict[str, dict[str, Any]]:
+    from uno_graph.gap import calibrate, cluster_gap
+
+    t = time.perf_counter()
+    stage = "gap"
+    by_id = {r["id"]: r for r in rows}
+    eligible = [c for c in clusters if c["eligible"]]
+    inputs = fingerprint(run.wd.output_fingerprint("clusters"), run.config.base_model, run.config.gap_threshold)
+    if run.wd.begin(stage, inputs):
+        done = {g["cluster_id"] for g in run.wd.read(stage)}
+        cal = None
+        threshold = run.config.gap_threshold
+        if threshold is None:
+            cal = calibrate(run.scorer, [by_id[m]["query"] for c in eligible for m in c["members"]])
+            threshold = cal.threshold
+        with run.wd.append(stage) as out:
+            for c in tqdm(eligible, desc="gap", unit="cluster", disable=not run.progress):
+                if c["id"] in done:
+                    continue
+                stats = cluster_gap(run.scorer, [by_id[m] for m in c["members"]])
+                decision = "critic" if stats["scored_logs"] and stats["min_novelty"] >= threshold else "expert"
+                out.write({"cluster_id": c["id"], **{k: round(v, 4) if isinstance(v, float) else v for k, v in stats.items()},
+                           "threshold": round(threshold, 4), "decision": decision})
+        run.wd.mark_done(stage, inputs, {"threshold": threshold, "calibration": cal.to_dict() if cal else None})
+    run.timed("gap", t)
+    return {g["cluster_id"]: g for g in run.wd.read(stage)}
+
+
+def _train(run: _Run, clusters, gaps, pairs, rows, store) -> dict[str, dict[str, Any]]:
+    """Per eligible cluster: Expert (verified) for low gap, else — or if the Expert fails — a Critic."""
+    stage = "train"
+    cfg = run.config
+    inputs = fingerprint(run.wd.output_fingerprint("gap"), run.wd.output_fingerprint("pairs"),
+                         cfg.lora, cfg.train, cfg.win_rate_threshold, cfg.bleu_threshold, cfg.val_fraction)
+    run.wd.begin(stage, inputs)
+    done = {r["cluster_id"]: r for r in run.wd.read(stage)}
+    pair_by_id = {p["id"]: p for p in pairs}
+    row_by_id = {r["id"]: r for r in rows}
+    todo = [c for c in clusters if c["eligible"] and c["id"] not in done]
+    with run.wd.append(stage) as out:
+        for c in tqdm(todo, desc="train", unit="cluster", disable=not run.progress):
+            t = time.perf_counter()
+            result = _train_cluster(run, c, gaps[c["id"]]["decision"], pair_by_id, row_by_id)
+            result["seconds"] = round(time.perf_counter() - t, 1)
+            out.write(result)
+            done[c["id"]] = result
+            run.timed("train", t)
+            _apply_route(store, result)
+    for result in done.values():  # the table follows what is published (also after a resumed run)
+        _apply_route(store, result)
+    shutil.rmtree(run.wd.root / "tmp", ignore_errors=True)
+    run.wd.mark_done(stage, inputs, {"clusters": len(done)})
+    return done
+
+
+def _apply_route(store, result: dict[str, Any]) -> None:
+    store.update_cluster(result["cluster_id"], route=result["route"], adapter=result.get("adapter") or "",
+                         status="ready", win_rate=result.get("win_rate"))
+
+
+def _train_cluster(run: _Run, cluster, decision: str, pair_by_id, row_by_id) -> dict[str, Any]:
+    from uno_graph.adapters.train import TrainExample
+
+    cfg = run.config
+    train_ids, val_ids = split_members(cluster["members"], cfg.val_fraction, cfg.train.seed)
+    result: dict[str, Any] = {"cluster_id": cluster["id"], "decision": decision, "route": "base",
+                              "train_ids": train_ids, "val_ids": val_ids}
+    if decision == "expert":
+        train = [pair_by_id[i] for i in train_ids if i in pair_by_id and pair_by_id[i]["chosen"]]
+        val = [pair_by_id[i] for i in val_ids if i in pair_by_id and pair_by_id[i]["chosen"]
+               and pair_by_id[i]["chosen"] != pair_by_id[i]["rejected"]]
+        if len(train) >= 2 and val:
+            examples = [TrainExample(prompt=p["prompt"], chosen=p["chosen"], rejected=p["rejected"],
+                                     id=p["id"], user_id=p.get("user_id")) for p in train]
+            verdict = _train_and_verify(run, cluster["id"], examples, val)
+            result.update(expert=verdict)
+            if verdict["accepted"]:
+                result.update(route="expert", adapter=verdict["adapter"], win_rate=verdict["win_rate"])
+                return result
+        else:
+            result["expert"] = {"accepted": False, "reason": f"too few pairs ({len(train)} train, {len(val)} validation)"}
+    # Critic: learn to predict the cluster's feedback rules from (query, base answer).
+    members = [row_by_id[i] for i in train_ids + val_ids if i in row_by_id and row_by_id[i]["rules"]]
+    if len(members) < 2:
+        result["critic"] = {"reason": "fewer than 2 logs with rules"}
+        return result
+    examples = [TrainExample(prompt=prompts.critic_messages(m["query"], m["answer"]),
+                             chosen=prompts.numbered(m["rules"]), id=m["id"], user_id=m.get("user_id"))
+                for m in members]
+    adapter = _fit_and_publish(run, cluster["id"], "critic", "sft", examples, metrics={})
+    result.update(route="critic", adapter=adapter)
+    return result
+
+
+def _fit(run: _Run, cluster_id: str, role: str, objective: str, examples):
+    from uno_graph.adapters.train import train_adapter
+    from uno_graph.models import resolve_model_path
+
+    tmp = run.wd.root / "tmp" / cluster_id / role
+    shutil.rmtree(tmp, ignore_errors=True)
+    return train_adapter(resolve_model_path(run.config.base_model), examples, objective, tmp,
+                         lora=run.config.lora, settings=run.config.train, progress=run.progress)
+
+
+def _publish(run: _Run, cluster_id: str, role: str, objective: str, examples, source: Path, metrics) -> str:
+    from uno_graph.adapters.registry import publish_adapter
+
+    manifest = {"role": role, "cluster_id": cluster_id, "base_model": run.config.base_model,
+                "objective": objective, "lora": run.config.to_dict()["lora"], "train": run.config.to_dict()["train"],
+                "data_hash": fingerprint([(e.id, e.chosen, e.rejected) for e in examples]),
+                "n_examples": len(examples), "metrics": metrics}
+    path = publish_adapter(run.wd.adapters, cluster_id, role, source, manifest)
+    return str(Path(path).relative_to(run.wd.root))
+
+
+def _fit_and_publish(run: _Run, cluster_id: str, role: str, objective: str, examples, metrics) -> str:
+    trained = _fit(run, cluster_id, role, objective, examples)
+    metrics = {**metrics, "final_loss": trained.final_loss, "train_seconds": trained.train_seconds,
+               "epoch": len(trained.epoch_dirs)}
+    return _publish(run, cluster_id, role, objective, examples, trained.epoch_dirs[-1], metrics)
+
+
+def _train_and_verify(run: _Run, cluster_id: str, examples, val) -> dict[str, Any]:
+    """Train the Expert, pick the epoch with the verifier, publish it if it wins often enough."""
+    from uno_graph.verify import simulated_win_rate
+
+    cfg = run.config
+    trained = _fit(run, cluster_id, "expert", "dpo_sft", examples)
+    model = run.serving
+    prompts_ = [p["prompt"] for p in val]
+    base = [m.content for m in model.generate_batch(prompts_, adapters=None)]
+    items = [{"query": p["query"], "rules": p["rules"], "chosen": p["chosen"], "rejected": p["rejected"]} for p in val]
+    epochs = []
+    for k, epoch_dir in enumerate(trained.epoch_dirs, start=1):
+        name = f"verify-{cluster_id}-{k}"
+        model.load_adapter(name, epoch_dir)
+        try:
+            answers = [m.content for m in model.generate_batch(prompts_, adapters=name)]
+        finally:
+            model.unload_adapter(name)
+        res = simulated_win_rate(items, base, answers, run._judge, bleu_threshold=cfg.bleu_threshold)
+        epochs.append({"epoch": k, "win_rate": round(res.win_rate, 4), "details": res.details})
+    best = max(epochs, key=lambda e: e["win_rate"])  # max keeps the first on ties, as the reference
+    verdict = {"accepted": best["win_rate"] >= cfg.win_rate_threshold, "win_rate": best["win_rate"],
+               "epoch": best["epoch"], "epochs": [{k: e[k] for k in ("epoch", "win_rate")} for e in epochs],
+               "n_val": len(val), "train_seconds": trained.train_seconds}
+    if verdict["accepted"]:
+        verdict["adapter"] = _publish(run, cluster_id, "expert", "dpo_sft", examples,
+                                      trained.epoch_dirs[best["epoch"] - 1],
+                                      {"win_rate": best["win_rate"], "epoch": best["epoch"],
+                                       "final_loss": trained.final_loss, "train_seconds": trained.train_seconds})
+    return verdict
