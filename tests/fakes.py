@@ -1,0 +1,43 @@
+"""A deterministic fake teacher: answers by what the prompt asks for (rules, revision, score, critique)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from langchain_core.language_models.chat_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.outputs import ChatGeneration, ChatResult
+
+
+class RuleTeacher(BaseChatModel):
+    """Extracts a fixed rule per keyword, revises by applying it, and judges by checking it.
+
+    `keyword_rules` maps a word in the user's feedback to the rule it implies, e.g.
+    {"numbered": "Give the steps as a numbered list."}.
+    """
+
+    keyword_rules: dict[str, str] = {}
+    calls: list[str] = []
+
+    @property
+    def _llm_type(self) -> str:
+        return "rule-teacher"
+
+    def _reply(self, text: str) -> str:
+        if "## User feedback" in text:
+            feedback = text.split("## User feedback", 1)[1].lower()
+            rules = [rule for word, rule in self.keyword_rules.items() if word in feedback]
+            return json.dumps({"rules": rules})
+        if "## Suggestion" in text:
+            answer = text.split("## Initial Answer", 1)[1].split("## Suggestion", 1)[0].strip()
+            return "1. " + answer.replace(". ", ".\n2. ", 1)
+        if "## Expert Suggestion" in text:
+            answer = text.split("## Answer", 1)[1]
+            return json.dumps({"reason": "checked", "score": 9 if "1. " in answer else 3})
+        return "A plain answer."
+
+    def _generate(self, messages: list[BaseMessage], stop=None, run_manager=None, **kwargs: Any) -> ChatResult:
+        text = "\n".join(str(m.content) for m in messages)
+        self.calls.append(text)
+        return ChatResult(generations=[ChatGeneration(message=AIMessage(content=self._reply(text)))])

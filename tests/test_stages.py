@@ -1,0 +1,142 @@
+"""Stage logic with fakes: distill, verify, pairs, clustering, gap, work-directory resume."""
+
+import json
+
+import numpy as np
+
+from tests.fakes import RuleTeacher
+from uno_graph.cluster import cluster_logs, stable_ids
+from uno_graph.distill import distill, parse_rules
+from uno_graph.gap import calibrate, cluster_gap
+from uno_graph.logs import parse_record
+from uno_graph.pairs import build_pairs
+from uno_graph.verify import ContrastJudge, LLMJudge, parse_score, simulated_win_rate, verify_pairs
+from uno_graph.workdir import JsonlAppender, Workdir, read_jsonl
+
+
+def _log(i, followup=None, edit=None, rating=None, answer="Boil water. Add pasta. Drain it."):
+    msgs = [{"role": "user", "content": f"How do I cook dish {i}?"}, {"role": "assistant", "content": answer}]
+    if followup:
+        msgs.append({"role": "user", "content": followup})
+    fb = {k: v for k, v in {"edited_response": edit, "rating": rating}.items() if v is not None}
+    return parse_record({"id": f"log{i}", "user_id": "u1", "messages": msgs, "feedback": fb}, "t", i)
+
+
+def test_parse_rules_accepts_json_and_lists_rejects_echoes():
+    assert parse_rules('{"rules": ["Use a numbered list."]}') == ["Use a numbered list."]
+    assert parse_rules("Sure:\n1. Be short.\n2. Start with the answer.") == ["Be short.", "Start with the answer."]
+    assert parse_rules('{"rules": []}') == []
+    assert parse_rules("## Initial query\nHow do I ...") is None
+    assert parse_rules('{"rules": ["## Initial query"]}') is None
+
+
+def test_distill_edits_need_no_teacher_revision_and_weak_teacher_falls_back(tmp_path):
+    wd = Workdir(tmp_path).create()
+    teacher = RuleTeacher(keyword_rules={"numbered": "Give the steps as a numbered list."}, calls=[])
+    logs = [_log(1, "Please use a numbered list.", edit="1. Boil water.\n2. Add pasta.\n3. Drain it."),
+            _log(2, "Please use a numbered list."),
+            _log(3, "Thanks!", rating=1),
+            _log(4, "Hmm, I wanted it in French.")]
+    rows = {r["id"]: r for r in distill(logs, teacher, wd, progress=False)}
+    assert rows["log1"]["rules"] == ["Give the steps as a numbered list."] and rows["log1"]["revised"] is None
+    assert rows["log2"]["revised"].startswith("1. ")  # teacher revision where no edit exists
+    assert rows["log3"]["rule_source"] == "satisfied" and rows["log3"]["rules"] == []
+    assert rows["log4"]["rules"] == [] and rows["log4"]["rule_source"] == "none"  # teacher said: nothing actionable
+    assert not any("How do I cook dish 3" in c for c in teacher.calls)  # approvals cost no teacher call
+
+
+def test_verify_and_pairs_edit_is_chosen_revision_needs_judge(tmp_path):
+    wd = Workdir(tmp_path).create()
+    teacher = RuleTeacher(keyword_rules={"numbered": "Give the steps as a numbered list."}, calls=[])
+    logs = [_log(1, "numbered please", edit="1. A\n2. B"), _log(2, "numbered please"), _log(3, "ok", rating=1),
+            _log(4, "meh", rating=-1)]
+    rows = distill(logs, teacher, wd, progress=False)
+    decisions = {d["id"]: d for d in verify_pairs(rows, LLMJudge(teacher), wd, progress=False)}
+    assert decisions["log1"]["reason"] == "user_edit"
+    assert decisions["log2"]["reason"] == "judge_improved" and decisions["log2"]["score_revised"] > decisions["log2"]["score_original"]
+    assert decisions["log3"]["reason"] == "approved"
+    pairs = {p["id"]: p for p in build_pairs(rows, list(decisions.values()), wd)}
+    assert pairs["log1"]["chosen"] == "1. A\n2. B" and pairs["log1"]["rejected"] == logs[0].answer
+    assert pairs["log3"]["chosen"] == pairs["log3"]["rejected"]
+    assert pairs["log4"]["chosen"] is None and pairs["log4"]["source"] == "negative"
+    assert all(p["user_id"] == "u1" for p in pairs.values())
+
+
+def test_judge_rejects_worse_revision(tmp_path):
+    class Harsh(RuleTeacher):
+        def _reply(self, text):
+            return '{"score": 2}' if "Expert Suggestion" in text else super()._reply(text)
+
+    wd = Workdir(tmp_path).create()
+    teacher = Harsh(keyword_rules={"numbered": "Use a numbered list."}, calls=[])
+    rows = distill([_log(1, "numbered please")], teacher, wd, progress=False)
+    (d,) = verify_pairs(rows, LLMJudge(teacher), wd, progress=False)
+    assert d["keep"] is False and d["reason"] == "judge_not_better"
+    assert parse_score("blah") is None and parse_score('{"score": 7, "reason": "x"}') == 7.0
+
+
+def test_clustering_separates_topics_and_ids_are_stable():
+    rng = np.random.default_rng(0)
+    def blob(center, n):
+        v = center + 0.05 * rng.standard_normal((n, 8))
+        return v / np.linalg.norm(v, axis=1, keepdims=True)
+    a, b = np.eye(8)[0], np.eye(8)[1]
+    q = np.vstack([blob(a, 6), blob(b, 6)])
+    r = np.vstack([blob(b, 6), blob(a, 6)])
+    ids = [f"x{i:02d}" for i in range(12)]
+    clusters = cluster_logs(ids, q, r, [["r"]] * 12, threshold=1.0)
+    assert sorted(c.members for c in clusters) == [ids[:6], ids[6:]]
+    again = cluster_logs(ids, q, r, [["r"]] * 12, threshold=1.0)
+    assert [c.id for c in clusters] == [c.id for c in again]
+    # one more log joins the first topic: that cluster keeps its id
+    grown = cluster_logs(ids + ["x99"], np.vstack([q, blob(a, 1)]), np.vstack([r, blob(b, 1)]), [["r"]] * 13,
+                         threshold=1.0, previous={c.id: c.members for c in clusters})
+    assert {c.id for c in grown} == {c.id for c in clusters}
+    assert stable_ids([["n1", "n2"]], {"old": ["o1"]})[0].startswith("c-")
+
+
+class KeywordScorer:
+    """P(yes) high unless the suggestion is an unusual convention."""
+
+    UNUSUAL = ("Pineapple", "capital letters", "exclamation", "square brackets", "TL;DR")
+
+    def p_yes(self, texts):
+        return [0.1 if any(w in t.split("## Suggestion", 1)[1] for w in self.UNUSUAL) else 0.9 for t in texts]
+
+
+def test_gap_decides_both_ways_with_calibrated_threshold():
+    scorer = KeywordScorer()
+    cal = calibrate(scorer, ["q1", "q2", "q3"])
+    assert cal.covered_novelty < cal.threshold < cal.novel_novelty and cal.separation > 0.5
+    usual = cluster_gap(scorer, [{"query": "q", "rules": ["Answer in one sentence."]}] * 3)
+    novel = cluster_gap(scorer, [{"query": "q", "rules": ["Start with TL;DR.", "Be nice."]}] * 3)
+    assert usual["min_novelty"] < cal.threshold  # → expert
+    assert novel["max_novelty"] >= cal.threshold and novel["min_novelty"] < cal.threshold  # min, as the paper
+    all_novel = cluster_gap(scorer, [{"query": "q", "rules": ["Start with TL;DR."]}] * 3)
+    assert all_novel["min_novelty"] >= cal.threshold  # → critic
+    assert cluster_gap(scorer, [{"query": "q", "rules": []}])["scored_logs"] == 0
+
+
+def test_verifier_bleu_guard_and_ties():
+    items = [{"query": "q", "rules": [], "chosen": "TL;DR: go. Take the train to Rome.",
+              "rejected": "Take the train to Rome."}] * 2
+    base = ["Take the train to Rome."] * 2
+    better = simulated_win_rate(items, base, ["TL;DR: go. Take the train to Rome."] * 2, ContrastJudge())
+    same = simulated_win_rate(items, base, base, ContrastJudge())
+    drift = simulated_win_rate(items, base, ["TL;DR: go. zebra zebra zebra"] * 2, ContrastJudge(), bleu_threshold=0.5)
+    assert better.win_rate == 1.0 and same.win_rate == 0.5 and drift.win_rate == 0.0
+
+
+def test_torn_tail_is_dropped_and_stage_resumes(tmp_path):
+    path = tmp_path / "s.jsonl"
+    path.write_text(json.dumps({"id": 1}) + "\n" + '{"id": 2, "x"')  # killed mid-write
+    assert read_jsonl(path) == [{"id": 1}]
+    app = JsonlAppender(path)
+    app.write({"id": 3})
+    app.close()
+    assert read_jsonl(path) == [{"id": 1}, {"id": 3}]
+    wd = Workdir(tmp_path / "w").create()
+    assert wd.begin("s", "fp1") is True
+    wd.mark_done("s", "fp1")
+    assert wd.begin("s", "fp1") is False
+    assert wd.begin("s", "fp2") is True  # inputs changed: redo
