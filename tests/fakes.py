@@ -41,3 +41,37 @@ class RuleTeacher(BaseChatModel):
         text = "\n".join(str(m.content) for m in messages)
         self.calls.append(text)
         return ChatResult(generations=[ChatGeneration(message=AIMessage(content=self._reply(text)))])
+
+
+class AdapterEcho(BaseChatModel):
+    """Answers '[<adapter or base>] <last message start>' and reports token usage; records calls."""
+
+    calls: list[tuple[str | None, str]] = []
+
+    @property
+    def _llm_type(self) -> str:
+        return "adapter-echo"
+
+    def _generate(self, messages, stop=None, run_manager=None, adapter: str | None = None, **kwargs) -> ChatResult:
+        last = str(messages[-1].content)
+        self.calls.append((adapter, last))
+        text = f"[{adapter or 'base'}] {last[:40]}"
+        msg = AIMessage(content=text, usage_metadata={"input_tokens": len(last.split()), "output_tokens": len(text.split()),
+                                                      "total_tokens": len(last.split()) + len(text.split())})
+        return ChatResult(generations=[ChatGeneration(message=msg)])
+
+
+class KeywordEmbedder:
+    """Unit vectors by topic keyword: 'egg' → axis 0, 'paris' → axis 1, 'train' → axis 2, else axis 3."""
+
+    dim = 4
+    WORDS = ("egg", "paris", "train")
+
+    def encode(self, texts):
+        import numpy as np
+
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for i, text in enumerate(texts):
+            axis = next((k for k, w in enumerate(self.WORDS) if w in text.lower()), 3)
+            out[i, axis] = 1.0
+        return out

@@ -1,0 +1,79 @@
+"""The serving graph with fakes: topology per mode, routing, token accounting, mounting in a parent."""
+
+import numpy as np
+import pytest
+from langgraph.graph import START, MessagesState, StateGraph
+
+from tests.fakes import AdapterEcho, KeywordEmbedder
+from uno_graph.config import UnoConfig
+from uno_graph.errors import ConfigError
+from uno_graph.graph import build_graph
+from uno_graph.router import Router
+from uno_graph.state import UnoContext
+from uno_graph.store import UnoStore
+
+
+@pytest.fixture()
+def router(tmp_path):
+    store = UnoStore.persistent(tmp_path / "chroma")
+    emb = KeywordEmbedder()
+    store.put_cluster("c-egg", emb.encode(["egg"])[0], {"size": 5, "radius": 0.1, "route": "expert", "adapter": "adapters/c-egg/expert"})
+    store.put_cluster("c-paris", emb.encode(["paris"])[0], {"size": 5, "radius": 0.1, "route": "critic", "adapter": "adapters/c-paris/critic"})
+    store.put_cluster("c-train", emb.encode(["train"])[0], {"size": 5, "radius": 0.1, "route": "base", "adapter": ""})
+    return Router(store, emb, UnoConfig())
+
+
+def _ask(graph, text, **kw):
+    out = graph.invoke({"messages": [("user", text)]}, **kw)
+    return out["messages"][-1]
+
+
+def test_topology_and_schemas(router):
+    graph = build_graph(AdapterEcho(calls=[]), router).compile()
+    assert set(graph.get_graph().nodes) >= {"route", "expert_generate", "base_generate", "critique", "revise"}
+    assert set(graph.get_input_jsonschema()["properties"]) == {"messages"}
+    assert set(graph.get_output_jsonschema()["properties"]) == {"messages"}
+    with pytest.raises(ConfigError, match="uno_single"):
+        build_graph(AdapterEcho(calls=[]), router, mode="bogus")
+
+
+def test_routes_expert_critic_base_and_ood(router):
+    model = AdapterEcho(calls=[])
+    graph = build_graph(model, router, mode="uno").compile()
+    expert = _ask(graph, "how long to boil an egg")
+    assert expert.content.startswith("[c-egg/expert]")
+    assert expert.response_metadata["uno_route"] == "expert" and expert.response_metadata["uno_cluster"] == "c-egg"
+    model.calls.clear()
+    critic = _ask(graph, "what is in paris")
+    assert [a for a, _ in model.calls] == [None, "c-paris/critic", None]  # base → critique → revise
+    assert critic.response_metadata["uno_route"] == "critic" and critic.response_metadata["uno_calls"] == 3
+    assert critic.usage_metadata["input_tokens"] == sum(len(t.split()) for _, t in model.calls)
+    assert "## Suggestion" in model.calls[-1][1]
+    based = _ask(graph, "which train to take")  # cluster without adapter
+    assert based.response_metadata["uno_route"] == "base" and based.content.startswith("[base]")
+    ood = _ask(graph, "tell me a joke")  # far from every centroid
+    assert ood.response_metadata["uno_route"] == "base" and ood.response_metadata["uno_cluster"] is None
+
+
+def test_uno_single_answers_critic_clusters_with_one_base_call(router):
+    model = AdapterEcho(calls=[])
+    single = build_graph(model, router, mode="uno_single").compile()
+    msg = _ask(single, "what is in paris")
+    assert len(model.calls) == 1 and model.calls[0][0] is None and msg.response_metadata["uno_calls"] == 1
+    model.calls.clear()
+    uno = build_graph(model, router, mode="uno").compile()
+    _ask(uno, "what is in paris", context=UnoContext(mode="uno_single"))  # per-run override
+    assert len(model.calls) == 1
+
+
+def test_stream_events_and_parent_mount(router):
+    model = AdapterEcho(calls=[])
+    uno = build_graph(model, router).compile()
+    events = [chunk for mode, chunk in uno.stream({"messages": [("user", "boil an egg")]}, stream_mode=["custom", "updates"]) if mode == "custom"]
+    assert events[0]["uno_event"] == "routed" and events[0]["route"] == "expert"
+    parent = StateGraph(MessagesState)
+    parent.add_node("uno", uno)
+    parent.add_edge(START, "uno")
+    out = parent.compile().invoke({"messages": [("user", "boil an egg")]})
+    assert [m.type for m in out["messages"]] == ["human", "ai"]
+    assert "route" not in out and out["messages"][-1].response_metadata["uno_adapter"] == "c-egg/expert"
