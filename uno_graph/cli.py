@@ -85,6 +85,62 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _answer(graph, messages, mode_context):
+    out = graph.invoke({"messages": messages}, context=mode_context)
+    return out["messages"][-1]
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    from uno_graph.graph import UnoSystem
+    from uno_graph.state import UnoContext
+
+    system = UnoSystem.load(args.workdir)
+    graph = system.graph(args.mode)
+    reply = _answer(graph, [("user", args.question)], UnoContext(user_id=args.user_id))
+    meta, usage = reply.response_metadata, reply.usage_metadata or {}
+    if args.json:
+        print(json.dumps({"answer": reply.content, "route": meta.get("uno_route"), "cluster": meta.get("uno_cluster"),
+                          "adapter": meta.get("uno_adapter"), "distance": meta.get("uno_distance"),
+                          "input_tokens": usage.get("input_tokens"), "output_tokens": usage.get("output_tokens")}))
+    else:
+        print(reply.content)
+        print(f"\n[route {meta.get('uno_route')} · cluster {meta.get('uno_cluster') or '-'} · "
+              f"adapter {meta.get('uno_adapter') or '-'} · {usage.get('input_tokens', 0)} in / {usage.get('output_tokens', 0)} out tokens]")
+    return 0
+
+
+def cmd_chat(args: argparse.Namespace) -> int:
+    """Interactive chat; tokens stream as they are generated; the thread is kept in memory."""
+    from langgraph.checkpoint.memory import InMemorySaver
+
+    from uno_graph.graph import UnoSystem, build_graph
+    from uno_graph.state import UnoContext
+
+    system = UnoSystem.load(args.workdir)
+    graph = build_graph(system.model, system.router, args.mode).compile(checkpointer=InMemorySaver())
+    config = {"configurable": {"thread_id": "cli"}}
+    print("uno-graph chat — empty line or Ctrl-D to quit")
+    while True:
+        try:
+            text = input("you> ").strip()
+        except EOFError:
+            break
+        if not text:
+            break
+        print("bot> ", end="", flush=True)
+        for mode, data in graph.stream({"messages": [("user", text)]}, config, context=UnoContext(user_id=args.user_id),
+                                       stream_mode=["messages", "custom"]):
+            if mode == "custom" and data.get("uno_event") == "routed":
+                print(f"[{data['route']} {data.get('cluster_id') or ''}] ", end="", flush=True)
+            elif mode == "messages":
+                chunk, meta = data
+                if meta.get("langgraph_node") in ("expert_generate", "revise") or (
+                        meta.get("langgraph_node") == "base_generate"):
+                    print(chunk.content, end="", flush=True)
+        print()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="uno-graph", description="Learn from user logs; serve what was learned.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
@@ -108,6 +164,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-new-tokens", type=int, default=d.max_new_tokens)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_learn)
+
+    for name, help_ in (("ask", "answer one question through the learned graph"), ("chat", "interactive, streaming chat")):
+        p = sub.add_parser(name, help=help_)
+        p.add_argument("--workdir", required=True)
+        p.add_argument("--mode", choices=["uno", "uno_single"], default="uno")
+        p.add_argument("--user-id", default=None)
+        if name == "ask":
+            p.add_argument("question")
+            p.add_argument("--json", action="store_true", help="one machine-readable JSON line")
+        p.set_defaults(func=cmd_ask if name == "ask" else cmd_chat)
 
     p = sub.add_parser("inspect", help="clusters, routes, rules and adapters of a work directory")
     p.add_argument("--workdir", required=True)
