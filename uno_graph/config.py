@@ -54,7 +54,7 @@ class UnoConfig:
     embedder: str = DEFAULT_EMBEDDER
     # clustering: Ward merge height on [query ⊕ rule] features (each half L2-normalised, the
     # concatenation re-normalised), as in the paper; 4.0 there was tuned for ~200 logs/dataset.
-    cluster_threshold: float = 1.2
+    cluster_threshold: float = 2.0
     min_cluster_size: int = 4  # smaller clusters get no adapter (the reference had no minimum)
     # a query farther than this (L2, query-embedding space) from its nearest centroid is served by the
     # base model; None = each cluster's own reach (95th-percentile member distance × route_margin)

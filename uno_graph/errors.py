@@ -33,3 +33,10 @@ def require(module: str, extra: str):
         raise MissingDependencyError(
             f"{module!r} is needed here but is not installed; run: pip install 'uno-graph[{extra}]'"
         ) from exc
+
+
+class AdapterNotFoundError(UnoGraphError, KeyError):
+    """A LoRA adapter name is not loaded on the chat model; the message lists the loaded names."""
+
+    def __str__(self) -> str:  # KeyError would print the message in quotes
+        return str(self.args[0]) if self.args else ""

@@ -1,0 +1,87 @@
+"""`learn` end to end on a tiny random LM with a fake teacher: artifacts, table, resume after a crash."""
+
+import json
+
+import pytest
+
+from tests.fakes import RuleTeacher
+from uno_graph import pipeline
+from uno_graph.config import TrainSettings, UnoConfig
+
+TOPICS = {
+    "cook": ("How do I cook {}?", "Please number the steps.", "1. Heat it.\n2. Serve it.\n3. Eat.",
+             ["rice", "pasta", "eggs", "beans", "soup", "fish", "tofu"]),
+    "where": ("Where is the city of {}?", "Answer in one short sentence only.", "{} is in Europe.",
+              ["Paris", "Rome", "Berlin", "Madrid", "Vienna", "Prague", "Lisbon"]),
+}
+
+
+def _logs(path):
+    lines = []
+    for topic, (q, complaint, edit, items) in TOPICS.items():
+        for i, item in enumerate(items):
+            lines.append({"id": f"{topic}-{i}", "user_id": f"u{i % 3}",
+                          "messages": [{"role": "user", "content": q.format(item)},
+                                       {"role": "assistant", "content": f"Well, about {item}, it depends on many things."},
+                                       {"role": "user", "content": complaint}],
+                          "feedback": {"edited_response": edit.format(item)}, "metadata": {"topic": topic}})
+    lines.append({"id": "broken"})  # reported, not fatal
+    path.write_text("\n".join(json.dumps(x) for x in lines) + "\nnot json\n")
+    return path
+
+
+def _config(tiny_lm_dir):
+    return UnoConfig(base_model=str(tiny_lm_dir), min_cluster_size=4, max_new_tokens=6, gap_threshold=0.99,
+                     win_rate_threshold=0.0, train=TrainSettings(epochs=1, batch_size=4, max_prompt_tokens=64,
+                                                                 max_answer_tokens=32))
+
+
+@pytest.fixture()
+def teacher():
+    return RuleTeacher(keyword_rules={"number": "Give numbered steps.", "sentence": "Answer in one sentence."}, calls=[])
+
+
+def test_learn_end_to_end_then_resume_after_crash(tmp_path, tiny_lm_dir, teacher, monkeypatch):
+    logs = _logs(tmp_path / "logs.jsonl")
+    work = tmp_path / "work"
+    real = pipeline._train_cluster
+    trained = []
+
+    def crash_on_second(run, cluster, *args):
+        if trained:
+            raise KeyboardInterrupt("simulated kill")
+        trained.append(cluster["id"])
+        return real(run, cluster, *args)
+
+    monkeypatch.setattr(pipeline, "_train_cluster", crash_on_second)
+    with pytest.raises(KeyboardInterrupt):
+        pipeline.learn([logs], work, _config(tiny_lm_dir), teacher=teacher, progress=False)
+    assert (work / "stages" / "distill.done").exists() and not (work / "stages" / "train.done").exists()
+    assert not list((work / "adapters").glob("*/*/.tmp*"))
+
+    monkeypatch.setattr(pipeline, "_train_cluster", real)
+    teacher.calls.clear()
+    result = pipeline.learn([logs], work, _config(tiny_lm_dir), teacher=teacher, progress=False)
+    assert teacher.calls == []  # distill and verify were not redone
+    assert len(result.report.problems) == 2 and len(result.report.records) == 14
+    routed = [c for c in result.clusters if c["route"] != "base"]
+    assert sorted(json.dumps(c["topics"]) for c in result.clusters if c["size"] >= 4) == ['{"cook": 7}', '{"where": 7}']
+    assert len(routed) == 2
+    train_rows = [json.loads(x) for x in (work / "stages" / "train.jsonl").read_text().splitlines()]
+    assert sorted(r["cluster_id"] for r in train_rows) == sorted(c["id"] for c in routed)  # each trained once
+    for c in routed:
+        manifest = json.loads((work / c["adapter"] / "manifest.json").read_text())
+        assert manifest["cluster_id"] == c["id"] and manifest["base_model"] == str(tiny_lm_dir)
+
+    # a third run with the same inputs changes nothing and keeps cluster ids
+    again = pipeline.learn([logs], work, _config(tiny_lm_dir), teacher=teacher, progress=False)
+    assert [c["id"] for c in again.clusters] == [c["id"] for c in result.clusters]
+
+    # the learned system serves: the graph routes a cook question to its cluster's adapter
+    from uno_graph.graph import UnoSystem
+
+    system = UnoSystem.load(work)
+    out = system.graph("uno").invoke({"messages": [("user", "How do I cook rice?")]})
+    meta = out["messages"][-1].response_metadata
+    cook = next(c for c in result.clusters if c["topics"] == {"cook": 7})
+    assert meta["uno_cluster"] == cook["id"] and meta["uno_route"] == cook["route"]

@@ -1,0 +1,232 @@
+"""Published adapters: `<workdir>/adapters/<cluster_id>/<role>/`, swapped in atomically and validated.
+
+Each adapter directory holds the PEFT files (`adapter_config.json`, `adapter_model.safetensors`)
+and a `manifest.json`, written last, that records what produced it and the sha256 of every file::
+
+    {"version": "0.1.0", "role": "expert", "cluster_id": "3", "base_model": "smollm2-135m-instruct",
+     "objective": "dpo_sft", "lora": {...}, "train": {...}, "data_hash": "…", "metrics": {...},
+     "created": "2025-01-01T12:00:00+00:00", "files": {"adapter_config.json": "<sha256>", ...}}
+
+`publish_adapter` builds the new version in a hidden temp directory next to the target (names
+starting with "." are never adapters), fsyncs it, then renames it into place; an old version is
+renamed aside first and deleted afterwards. A reader sees the old adapter, the new one, or (for
+the instant between the two renames) none — never a partial one. One writer at a time is assumed
+(the `learn` pipeline).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from uno_graph.errors import ArtifactError, ConfigError
+
+log = logging.getLogger(__name__)
+
+ROLES = ("expert", "critic")
+MANIFEST = "manifest.json"
+ADAPTER_CONFIG = "adapter_config.json"
+_FIX = "rerun `uno-graph learn` on this work directory to rebuild it"
+
+
+def package_version() -> str:
+    import uno_graph
+
+    return getattr(uno_graph, "__version__", "0.1.0")
+
+
+def adapter_path(adapters_root: Path, cluster_id: str, role: str) -> Path:
+    """Where the adapter of (cluster, role) lives; validates both names."""
+    if role not in ROLES:
+        raise ConfigError(f"adapter role {role!r} is invalid; allowed: {list(ROLES)}")
+    cluster_id = str(cluster_id)
+    if not cluster_id or cluster_id.startswith(".") or "/" in cluster_id or "\\" in cluster_id:
+        raise ConfigError(f"cluster id {cluster_id!r} is invalid; expected a non-empty name without '/' or a leading '.'")
+    return Path(adapters_root) / cluster_id / role
+
+
+def build_manifest(
+    *,
+    role: str,
+    cluster_id: str,
+    base_model: str,
+    objective: str,
+    lora: Any,
+    train: Any,
+    data_hash: str,
+    metrics: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A manifest without `files`/`created` (publish_adapter fills those in)."""
+
+    def plain(settings: Any) -> Any:
+        data = dataclasses.asdict(settings) if dataclasses.is_dataclass(settings) else dict(settings)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in data.items()}
+
+    return {
+        "version": package_version(),
+        "role": role,
+        "cluster_id": str(cluster_id),
+        "base_model": base_model,
+        "objective": objective,
+        "lora": plain(lora),
+        "train": plain(train),
+        "data_hash": data_hash,
+        "metrics": dict(metrics or {}),
+    }
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _adapter_files(directory: Path) -> list[Path]:
+    """Relative paths of the adapter's files (everything but the manifest), sorted."""
+    return sorted(
+        p.relative_to(directory) for p in directory.rglob("*") if p.is_file() and p.name != MANIFEST
+    )
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def publish_adapter(adapters_root: Path, cluster_id: str, role: str, source_dir: Path, manifest: dict) -> Path:
+    """Copy the PEFT adapter in `source_dir` to `<adapters_root>/<cluster_id>/<role>/` atomically.
+
+    `manifest` is completed with role, cluster_id, version, created and the files' sha256, and
+    written last. Returns the published directory.
+    """
+    target = adapter_path(adapters_root, cluster_id, role)
+    source_dir = Path(source_dir)
+    if not (source_dir / ADAPTER_CONFIG).is_file():
+        raise ArtifactError(f"cannot publish {source_dir}: no {ADAPTER_CONFIG} there (not a saved PEFT adapter)")
+    parent = target.parent
+    parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=parent, prefix=f".{role}.tmp-"))
+    old: Path | None = None
+    try:
+        files: dict[str, str] = {}
+        for rel in _adapter_files(source_dir):
+            dest = tmp / rel
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source_dir / rel, dest)
+            _fsync(dest)
+            files[rel.as_posix()] = sha256_file(dest)
+        full = {
+            **manifest,
+            "version": manifest.get("version") or package_version(),
+            "role": role,
+            "cluster_id": str(cluster_id),
+            "created": manifest.get("created") or datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "files": files,
+        }
+        with (tmp / MANIFEST).open("w", encoding="utf-8") as fh:
+            fh.write(json.dumps(full, indent=2, sort_keys=True, default=str) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        _fsync(tmp)
+        if target.exists():
+            old = parent / f".{role}.old-{uuid.uuid4().hex[:8]}"
+            os.rename(target, old)
+        try:
+            os.rename(tmp, target)
+        except BaseException:
+            if old is not None:
+                os.rename(old, target)  # put the previous version back
+                old = None
+            raise
+        _fsync(parent)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+    return target
+
+
+def load_manifest(path: Path) -> dict[str, Any]:
+    """Read an adapter's manifest; `path` is the adapter directory or the manifest file itself."""
+    path = Path(path)
+    file = path if path.name == MANIFEST else path / MANIFEST
+    if not file.parent.is_dir():
+        raise ArtifactError(f"adapter directory {file.parent} does not exist; {_FIX}")
+    if not file.is_file():
+        raise ArtifactError(f"adapter {file.parent} has no {MANIFEST} (incomplete or not an adapter); {_FIX}")
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ArtifactError(f"{file} is not valid JSON ({exc}); {_FIX}") from exc
+    if not isinstance(data, dict):
+        raise ArtifactError(f"{file} holds {type(data).__name__}, expected a JSON object; {_FIX}")
+    return data
+
+
+def validate_adapter(path: Path, base_model_id: str) -> dict[str, Any]:
+    """Check an adapter directory against its manifest and the serving base model; return the manifest.
+
+    Raises ArtifactError naming the file and the problem when the directory or manifest is
+    missing, a file is missing or its sha256 differs, or the adapter was trained on another model.
+    """
+    path = Path(path)
+    manifest = load_manifest(path)
+    file = path / MANIFEST
+    missing_keys = [k for k in ("role", "cluster_id", "base_model", "files") if k not in manifest]
+    if missing_keys:
+        raise ArtifactError(f"{file} lacks {missing_keys}; {_FIX}")
+    if manifest["base_model"] != base_model_id:
+        raise ArtifactError(
+            f"adapter {path} was trained on base model {manifest['base_model']!r} but the system serves "
+            f"{base_model_id!r}; an adapter only fits the model it was trained on — {_FIX} with that base model"
+        )
+    files = manifest["files"]
+    if not isinstance(files, dict) or ADAPTER_CONFIG not in files:
+        raise ArtifactError(f"{file} lists no {ADAPTER_CONFIG} among its files; {_FIX}")
+    for name, expected in sorted(files.items()):
+        member = path / name
+        if not member.is_file():
+            raise ArtifactError(f"adapter file {member} is missing (listed in {file}); {_FIX}")
+        actual = sha256_file(member)
+        if actual != expected:
+            raise ArtifactError(
+                f"adapter file {member} was modified or corrupted: sha256 {actual[:12]}… differs from "
+                f"{expected[:12]}… recorded in {file}; {_FIX}"
+            )
+    return manifest
+
+
+def list_adapters(adapters_root: Path) -> list[dict[str, Any]]:
+    """Manifests of every published adapter (sorted by cluster, role), each with its `path` added.
+
+    Hidden entries (temp and old versions from `publish_adapter`, names starting with ".") are
+    skipped, as are directories without a readable manifest.
+    """
+    root = Path(adapters_root)
+    if not root.is_dir():
+        return []
+    found = []
+    for cluster in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        for role_dir in sorted(p for p in cluster.iterdir() if p.is_dir() and not p.name.startswith(".")):
+            try:
+                manifest = load_manifest(role_dir)
+            except ArtifactError as exc:
+                log.warning("skipping %s: %s", role_dir, exc)
+                continue
+            found.append({**manifest, "path": str(role_dir)})
+    return found

@@ -1,0 +1,385 @@
+"""Training one LoRA adapter with TRL: an Expert (DPO + SFT) or a Critic (SFT).
+
+`train_adapter` loads a fresh base model, wraps it in a LoRA adapter and trains it with the
+objective named in `OBJECTIVES`; the adapter is saved after every epoch (`<out_dir>/epoch-<k>/`)
+so the verifier can pick an epoch afterwards. Example::
+
+    >>> result = train_adapter("smollm2-135m-instruct", examples, "dpo_sft", Path("runs/x"),
+    ...                        lora=LoraSettings(), settings=TrainSettings())   # doctest: +SKIP
+    >>> result.epoch_dirs[-1]                                                    # doctest: +SKIP
+    PosixPath('runs/x/epoch-3')
+
+Speed on CPU (see benchmarks/bench_trainer.py). TRL's DPO defaults cost more than a plain torch
+loop on the same batches. The options below are all public config fields; none changes the loss:
+
+* `gradient_checkpointing=False`: TRL turns it on by default, which re-runs every layer's forward
+  in the backward pass; a 135M model needs no memory saving.
+* `precompute_ref_log_probs=True` (DPO): the reference (adapter disabled) is fixed, so its
+  log-probs are computed once for the data set (in large batches) instead of in every step of
+  every epoch.
+* `bf16=False`, `use_cpu=True`: TRL defaults to bf16 autocast, which is slow on most CPUs.
+* `dataloader_pin_memory=False`, `dataloader_num_workers=0`: no GPU to pin for, and worker
+  processes would compete with the two training threads.
+* `max_length=None`: truncation is done here, explicitly, by `_TruncatingCollator`
+  (`max_prompt_tokens` from the left, `max_answer_tokens` from the right).
+* `report_to=[]`, `save_strategy="no"`, `logging_strategy="epoch"`: no per-step syncs/writes.
+
+TRL's fused LM head also computes per-token entropy, mean logit and top-1 accuracy for its logs
+(on CPU over every position of the batch, prompt and padding included). No config field turns
+these off; the benchmark measures what they cost.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from uno_graph.config import LoraSettings, TrainSettings
+from uno_graph.errors import ConfigError, require
+from uno_graph.workdir import fingerprint
+
+log = logging.getLogger(__name__)
+
+Messages = list[dict[str, str]]
+
+
+@dataclass
+class TrainExample:
+    """One training example: a chat prompt, the preferred answer and (for DPO) a worse one."""
+
+    prompt: Messages
+    chosen: str
+    rejected: str | None = None
+    id: str = ""
+    user_id: str | None = None
+
+
+@dataclass
+class TrainResult:
+    """What one `train_adapter` call produced."""
+
+    objective: str
+    epoch_dirs: list[Path]  # out_dir/epoch-1 ... epoch-K, one saved adapter per epoch
+    losses: list[float]  # mean training loss of each epoch
+    final_loss: float  # mean training loss of the last epoch
+    train_seconds: float  # trainer construction (tokenising, reference log-probs) + training + saving
+    tokens_per_second: float  # non-padding tokens through the trained model / train_seconds
+    n_examples: int
+    tokens: int = 0
+    metrics: dict[str, float] = field(default_factory=dict)  # TRL's logged metrics of the last epoch
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["epoch_dirs"] = [str(p) for p in self.epoch_dirs]
+        return data
+
+
+def examples_fingerprint(examples: list[TrainExample]) -> str:
+    """The `data_hash` of a manifest: a short hash of the examples' ids and texts."""
+    return fingerprint([[e.id, e.prompt, e.chosen, e.rejected] for e in examples])
+
+
+# -- pieces every objective shares ---------------------------------------------------------------
+
+
+@dataclass
+class TrainJob:
+    """Everything an objective needs to build its trainer; see `OBJECTIVES`."""
+
+    model: Any  # a freshly loaded base model (never shared, never reused)
+    tokenizer: Any
+    examples: list[TrainExample]
+    peft_config: Any  # peft.LoraConfig built from LoraSettings
+    settings: TrainSettings
+    args: dict[str, Any]  # TrainingArguments fields common to every objective (optimiser, schedule, CPU)
+    callbacks: list[Any]
+
+
+class _TruncatingCollator:
+    """Applies `max_prompt_tokens` (keeping the prompt's end) and `max_answer_tokens` (keeping the
+    answer's start) to tokenised examples, then calls the trainer's own collator.
+
+    Handles both TRL layouts: preference rows (`prompt_ids`, `chosen_ids`, `rejected_ids`) and
+    prompt-completion rows (`input_ids` with `labels` = -100 on the prompt).
+    """
+
+    def __init__(self, inner: Callable[[list[dict[str, Any]]], Any], settings: TrainSettings) -> None:
+        self.inner = inner
+        self.max_prompt = settings.max_prompt_tokens
+        self.max_answer = settings.max_answer_tokens
+
+    def truncate(self, row: dict[str, Any]) -> dict[str, Any]:
+        row = dict(row)
+        if "prompt_ids" in row:
+            row["prompt_ids"] = list(row["prompt_ids"])[-self.max_prompt:]
+            for key in ("chosen_ids", "rejected_ids"):
+                if key in row:
+                    row[key] = list(row[key])[: self.max_answer]
+        elif "labels" in row:
+            ids, labels = list(row["input_ids"]), list(row["labels"])
+            n_prompt = next((i for i, lab in enumerate(labels) if lab != -100), len(labels))
+            keep_prompt = slice(max(0, n_prompt - self.max_prompt), n_prompt)
+            keep_answer = slice(n_prompt, n_prompt + self.max_answer)
+            row["input_ids"] = ids[keep_prompt] + ids[keep_answer]
+            row["labels"] = labels[keep_prompt] + labels[keep_answer]
+        return row
+
+    def __call__(self, rows: list[dict[str, Any]]) -> Any:
+        return self.inner([self.truncate(r) for r in rows])
+
+
+def _common_args(out_dir: Path, settings: TrainSettings, progress: bool) -> dict[str, Any]:
+    """TrainingArguments shared by every objective: the paper's optimiser, CPU, no saving or reporting."""
+    return dict(
+        output_dir=str(out_dir),
+        num_train_epochs=settings.epochs,
+        per_device_train_batch_size=settings.batch_size,
+        gradient_accumulation_steps=1,
+        learning_rate=settings.learning_rate,
+        lr_scheduler_type="cosine",
+        warmup_steps=0,
+        optim="adamw_torch",
+        adam_beta1=0.9,
+        adam_beta2=0.98,
+        weight_decay=1e-4,
+        max_grad_norm=1.0,
+        seed=settings.seed,
+        data_seed=settings.seed,
+        use_cpu=True,
+        bf16=False,
+        fp16=False,
+        activation_checkpointing=False,  # TRL turns it on by default
+        gradient_checkpointing=False,  # (deprecated alias, still read by TRL)
+        dataloader_num_workers=0,
+        dataloader_pin_memory=False,
+        max_length=None,  # lengths are limited by _TruncatingCollator, explicitly
+        report_to=[],
+        save_strategy="no",
+        eval_strategy="no",
+        logging_strategy="epoch",
+        include_num_input_tokens_seen="non_padding",
+        disable_tqdm=not progress,
+    )
+
+
+def _epoch_callback(out_dir: Path, record: dict[str, Any]):
+    """A TrainerCallback saving the adapter after every epoch and collecting the logged losses."""
+    from transformers import TrainerCallback
+
+    class EpochSaver(TrainerCallback):
+        def on_epoch_end(self, args, state, control, model=None, **kwargs):
+            k = len(record["epoch_dirs"]) + 1
+            target = out_dir / f"epoch-{k}"
+            tmp = out_dir / f".epoch-{k}.tmp"
+            shutil.rmtree(tmp, ignore_errors=True)
+            model.save_pretrained(tmp)  # PEFT: adapter_config.json + adapter_model.safetensors
+            shutil.rmtree(target, ignore_errors=True)
+            os.replace(tmp, target)
+            record["epoch_dirs"].append(target)
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if logs and "loss" in logs:
+                record["losses"].append(float(logs["loss"]))
+                record["metrics"] = {k: float(v) for k, v in logs.items() if isinstance(v, (int, float))}
+
+    return EpochSaver()
+
+
+# -- objectives: (TrainJob) -> a ready-to-train TRL trainer ----------------------------------------
+
+
+def _train_dpo_sft(job: TrainJob):
+    """Expert: DPO (sigmoid) + SFT on the chosen answer, weighted 1-sft_weight / sft_weight (paper).
+
+    The reference model is the base model itself (adapter disabled), its log-probs precomputed once.
+    """
+    trl = require("trl", "train")
+    missing = [e.id or str(i) for i, e in enumerate(job.examples) if not e.rejected]
+    if missing:
+        raise ConfigError(
+            f"objective 'dpo_sft' needs a rejected answer for every example; missing for {missing[:5]}"
+            f"{' ...' if len(missing) > 5 else ''}"
+        )
+    from datasets import Dataset
+    from trl.trainer.dpo_trainer import DataCollatorForPreference
+
+    rows = [
+        {
+            "prompt": e.prompt,
+            "chosen": [{"role": "assistant", "content": e.chosen}],
+            "rejected": [{"role": "assistant", "content": e.rejected}],
+        }
+        for e in job.examples
+    ]
+    s = job.settings
+    config = trl.DPOConfig(
+        **job.args,
+        beta=s.beta,
+        loss_type=["sigmoid", "sft"],
+        loss_weights=[1.0 - s.sft_weight, s.sft_weight],
+        precompute_ref_log_probs=True,
+        precompute_ref_batch_size=max(16, 4 * s.batch_size),
+        disable_dropout=False,  # keep LoraSettings.dropout (the paper's 0.05); the base has no dropout
+    )
+    trainer = trl.DPOTrainer(
+        model=job.model,
+        ref_model=None,  # with peft_config: reference = the base with the adapter disabled
+        args=config,
+        train_dataset=Dataset.from_list(rows),
+        processing_class=job.tokenizer,
+        peft_config=job.peft_config,
+        callbacks=job.callbacks,
+        data_collator=_TruncatingCollator(DataCollatorForPreference(pad_token_id=job.tokenizer.pad_token_id), s),
+    )
+    return trainer
+
+
+def _train_sft(job: TrainJob):
+    """Critic: supervised fine-tuning on (prompt, chosen), the loss on the answer tokens only."""
+    trl = require("trl", "train")
+    from datasets import Dataset
+    from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
+
+    rows = [{"prompt": e.prompt, "completion": [{"role": "assistant", "content": e.chosen}]} for e in job.examples]
+    config = trl.SFTConfig(**job.args, completion_only_loss=True, packing=False, padding_free=False)
+    trainer = trl.SFTTrainer(
+        model=job.model,
+        args=config,
+        train_dataset=Dataset.from_list(rows),
+        processing_class=job.tokenizer,
+        peft_config=job.peft_config,
+        callbacks=job.callbacks,
+        data_collator=_TruncatingCollator(DataCollatorForLanguageModeling(pad_token_id=job.tokenizer.pad_token_id), job.settings),
+    )
+    return trainer
+
+
+OBJECTIVES: dict[str, Callable[[TrainJob], Any]] = {
+    "dpo_sft": _train_dpo_sft,  # Expert
+    "sft": _train_sft,  # Critic
+}
+
+
+# -- entry point ------------------------------------------------------------------------------------
+
+
+def build_trainer(
+    base_model_path: str | Path,
+    examples: list[TrainExample],
+    objective: str,
+    out_dir: Path,
+    *,
+    lora: LoraSettings,
+    settings: TrainSettings,
+    progress: bool = True,
+) -> tuple[Any, dict[str, Any]]:
+    """The configured TRL trainer `train_adapter` runs, and the record its callback fills
+    (`epoch_dirs`, `losses`, `metrics`, `loaded_at`). Loads a fresh base model. Used by the benchmark."""
+    if objective not in OBJECTIVES:
+        raise ConfigError(f"unknown training objective {objective!r}; allowed: {sorted(OBJECTIVES)}")
+    if not examples:
+        raise ConfigError(f"objective {objective!r} got no training examples")
+    require("trl", "train")
+    from peft import LoraConfig
+    from transformers import PrinterCallback
+
+    from uno_graph.models import load_model
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    lm = load_model(str(base_model_path))
+    peft_config = LoraConfig(
+        r=lora.r,
+        lora_alpha=lora.alpha,
+        lora_dropout=lora.dropout,
+        target_modules=list(lora.target_modules),
+        bias="none",
+        task_type="CAUSAL_LM",
+    )
+    record: dict[str, Any] = {"epoch_dirs": [], "losses": [], "metrics": {}, "loaded_at": time.perf_counter()}
+    job = TrainJob(
+        model=lm.model,
+        tokenizer=lm.tokenizer,
+        examples=list(examples),
+        peft_config=peft_config,
+        settings=settings,
+        args=_common_args(out_dir, settings, progress),
+        callbacks=[_epoch_callback(out_dir, record)],
+    )
+    trainer = OBJECTIVES[objective](job)
+    if not progress:
+        trainer.remove_callback(PrinterCallback)  # it prints every log when tqdm is disabled
+    return trainer, record
+
+
+def train_adapter(
+    base_model_path: str | Path,
+    examples: list[TrainExample],
+    objective: str,
+    out_dir: Path,
+    *,
+    lora: LoraSettings,
+    settings: TrainSettings,
+    progress: bool = True,
+) -> TrainResult:
+    """Train one LoRA adapter on `examples` with `objective` and save it after every epoch.
+
+    A fresh copy of the base model is loaded from `base_model_path` on every call, so calls never
+    share or mutate a model. Returns the saved epoch directories and training statistics.
+    Raises ConfigError for an unknown objective, no examples, or (dpo_sft) an example without
+    a rejected answer.
+    """
+    with _quiet(not progress):
+        trainer, record = build_trainer(
+            base_model_path, examples, objective, out_dir, lora=lora, settings=settings, progress=progress
+        )
+        trainer.train()
+        seconds = time.perf_counter() - record["loaded_at"]  # model loading excluded
+    tokens = int(trainer.state.num_input_tokens_seen)
+    losses = record["losses"]
+    return TrainResult(
+        objective=objective,
+        epoch_dirs=list(record["epoch_dirs"]),
+        losses=losses,
+        final_loss=losses[-1] if losses else float("nan"),
+        train_seconds=seconds,
+        tokens_per_second=tokens / seconds if seconds > 0 else 0.0,
+        n_examples=len(examples),
+        tokens=tokens,
+        metrics=record["metrics"],
+    )
+
+
+@contextmanager
+def _quiet(enabled: bool) -> Iterator[None]:
+    """Silence the progress bars of datasets/transformers/TRL for the duration (restored after)."""
+    if not enabled:
+        yield
+        return
+    import datasets
+    import transformers
+
+    ds_bars = datasets.is_progress_bar_enabled()
+    tf_bars = transformers.utils.logging.is_progress_bar_enabled()
+    env = os.environ.get("TQDM_DISABLE")
+    datasets.disable_progress_bars()
+    transformers.utils.logging.disable_progress_bar()
+    os.environ["TQDM_DISABLE"] = "1"
+    try:
+        yield
+    finally:
+        if ds_bars:
+            datasets.enable_progress_bars()
+        if tf_bars:
+            transformers.utils.logging.enable_progress_bar()
+        if env is None:
+            os.environ.pop("TQDM_DISABLE", None)
+        else:
+            os.environ["TQDM_DISABLE"] = env

@@ -1,0 +1,941 @@
+"""`UnoChatModel`: one local causal LM plus any number of named LoRA adapters, as a LangChain chat model.
+
+The base model is loaded once per process (a cache keyed by model path, so building many
+`UnoChatModel`s on the same path is cheap) and every adapter is loaded once onto it with PEFT.
+Choosing an adapter is per call and costs a `set_adapter`, never a reload; a batch whose items
+want different adapters runs as one PEFT mixed-adapter batch.
+
+Example (runs offline with the embedded default model; adapters come from `uno-graph learn`):
+
+    >>> from uno_graph.chat_model import UnoChatModel
+    >>> llm = UnoChatModel.from_pretrained(                      # doctest: +SKIP
+    ...     "smollm2-135m-instruct",
+    ...     adapters={"expert-c1": "runs/demo/adapters/c1/expert"},
+    ...     max_new_tokens=64,
+    ... )
+    >>> llm.invoke("How do I boil an egg?").content              # doctest: +SKIP
+    'Put the egg in boiling water ...'
+    >>> expert = llm.bind(adapter="expert-c1")                   # doctest: +SKIP
+    >>> expert.invoke("How do I boil an egg?").response_metadata["adapter"]   # doctest: +SKIP
+    'expert-c1'
+    >>> for chunk in expert.stream("Explain recursion"):          # doctest: +SKIP
+    ...     print(chunk.content, end="")
+    >>> llm.generate_batch(["hi", "hello"], adapters=["expert-c1", None])     # doctest: +SKIP
+    [AIMessage(...), AIMessage(...)]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+import re
+import threading
+import warnings
+import weakref
+from collections import deque
+from collections.abc import AsyncIterator, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
+from langchain_core.language_models import BaseChatModel, LanguageModelInput
+from langchain_core.messages import (
+    AIMessage,
+    AIMessageChunk,
+    BaseMessage,
+    ChatMessage,
+    FunctionMessage,
+    HumanMessage,
+    SystemMessage,
+    ToolMessage,
+)
+from langchain_core.messages.ai import UsageMetadata
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from langchain_core.runnables import Runnable, RunnableConfig
+from pydantic import ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from transformers import GenerationConfig, StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
+
+from uno_graph.config import DEFAULT_MODEL
+from uno_graph.errors import AdapterNotFoundError, ArtifactError, ConfigError
+from uno_graph.models import LoadedModel, load_model, resolve_model_path
+
+log = logging.getLogger(__name__)
+
+BASE_ADAPTER = "__base__"
+"""Adapter name meaning "the base model" (PEFT's name for it in mixed-adapter batches)."""
+
+_CALL_KWARGS = frozenset({
+    "adapter", "max_new_tokens", "max_tokens", "temperature", "top_p", "repetition_penalty", "seed", "model",
+    "stream",  # read by langchain-core's streaming switch; nothing to do here
+})
+_TEXT_BLOCKS = {"text"}
+_SKIPPED_BLOCKS = {"reasoning", "thinking", "tool_call", "tool_call_chunk", "tool_use", "function_call"}
+
+
+# --------------------------------------------------------------------------------------------------
+# The shared engine: one base model, its tokenizer, its PEFT wrapper and a lock
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Params:
+    max_new_tokens: int
+    temperature: float
+    top_p: float
+    repetition_penalty: float
+    seed: int | None
+
+
+@dataclass
+class _Row:
+    ids: list[int]  # generated ids, up to and including EOS / the token completing a stop string
+    reason: str  # "eos" | "stop_string" | "cancel" | "length"
+
+
+@dataclass
+class _Slot:
+    key: tuple[str, int, int]  # (resolved dir, weights mtime_ns, weights size): a retrained adapter reloads
+    path: Path
+
+
+def _adapter_key(path: Path) -> tuple[str, int, int]:
+    if not (path / "adapter_config.json").is_file():
+        raise ArtifactError(f"{str(path)!r} is not a PEFT LoRA adapter directory (no adapter_config.json in it)")
+    for fname in ("adapter_model.safetensors", "adapter_model.bin"):
+        weights = path / fname
+        if weights.is_file():
+            st = weights.stat()
+            return (str(path.resolve()), st.st_mtime_ns, st.st_size)
+    raise ArtifactError(f"the adapter directory {str(path)!r} has no adapter_model.safetensors or adapter_model.bin")
+
+
+class _StopCriteria(StoppingCriteria):
+    """Per-row stop on EOS or on a stop string; records where each row ended (so padding is never counted)."""
+
+    def __init__(self, prompt_len: int, eos_ids: frozenset[int], stops: list[tuple[str, ...]], tokenizer: Any,
+                 cancel: threading.Event | None) -> None:
+        self.prompt_len = prompt_len
+        self.eos_ids = eos_ids
+        self.stops = stops
+        self.tokenizer = tokenizer
+        self.cancel = cancel
+        self.ends: list[int | None] = [None] * len(stops)
+        self.reasons: list[str | None] = [None] * len(stops)
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs: Any) -> torch.BoolTensor:
+        length = input_ids.shape[1]
+        cancelled = self.cancel is not None and self.cancel.is_set()
+        done = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+        for i in range(input_ids.shape[0]):
+            if self.ends[i] is None:
+                reason = None
+                if int(input_ids[i, -1]) in self.eos_ids:
+                    reason = "eos"
+                elif self.stops[i]:
+                    text = self.tokenizer.decode(input_ids[i, self.prompt_len:].tolist(), skip_special_tokens=True)
+                    if any(s in text for s in self.stops[i]):
+                        reason = "stop_string"
+                if reason is None and cancelled:
+                    reason = "cancel"
+                if reason is not None:
+                    self.ends[i], self.reasons[i] = length, reason
+            done[i] = self.ends[i] is not None
+        return done
+
+
+class _Engine:
+    """A base model shared by every `UnoChatModel` built on it, plus the LoRA adapters loaded onto it.
+
+    Adapter layers stay *disabled* between calls, so the raw base model object behaves as the base model
+    for anyone else holding it; a call enables them under the lock and disables them again afterwards.
+    """
+
+    def __init__(self, loaded: LoadedModel) -> None:
+        try:
+            from peft import PeftModel
+        except ImportError:  # pragma: no cover - peft is a hard dependency
+            PeftModel = ()  # noqa: N806
+        if PeftModel and isinstance(loaded.model, PeftModel):
+            raise ConfigError(
+                "UnoChatModel needs the plain base model (e.g. `uno_graph.models.load_model(path)`), not a PeftModel; "
+                "save the adapter with `save_pretrained` and pass its directory in `adapters={name: dir}`"
+            )
+        self.loaded = loaded
+        self.root = loaded.model  # identity key; PEFT injects LoRA layers into this object in place
+        self.base = loaded.model
+        self.tokenizer = loaded.tokenizer
+        self.peft: Any = None
+        self.lock = threading.Lock()
+        self.slots: dict[str, _Slot] = {}
+        self.users: dict[int, weakref.ref[Any]] = {}  # live UnoChatModels on this engine (they are unhashable)
+        self.base.eval()
+        eos: set[int] = set()
+        gen_eos = getattr(getattr(self.base, "generation_config", None), "eos_token_id", None)
+        for value in (gen_eos, self.tokenizer.eos_token_id):
+            if isinstance(value, int):
+                eos.add(value)
+            elif isinstance(value, (list, tuple)):
+                eos.update(int(v) for v in value)
+        self.eos_ids = frozenset(eos)
+        pad = self.tokenizer.pad_token_id
+        self.pad_id = pad if pad is not None else (min(eos) if eos else 0)
+
+    # -- adapters (all under self.lock) ----------------------------------------------------------------
+
+    def acquire(self, path: Path, preferred: str) -> str:
+        """The internal PEFT name of the adapter at `path`, loading it unless an identical one is loaded."""
+        key = _adapter_key(path)
+        with self.lock:
+            for internal, slot in self.slots.items():
+                if slot.key == key:
+                    return internal
+            internal = self._free_name(preferred)
+            self._load(path, internal)
+            self.slots[internal] = _Slot(key=key, path=path)
+            return internal
+
+    def _free_name(self, preferred: str) -> str:
+        base = re.sub(r"[^A-Za-z0-9_-]", "_", preferred) or "adapter"
+        if base == BASE_ADAPTER:
+            base = "adapter"
+        name, n = base, 1
+        while name in self.slots:
+            n += 1
+            name = f"{base}_{n}"
+        return name
+
+    def _load(self, path: Path, internal: str) -> None:
+        from peft import PeftModel
+
+        try:
+            if self.peft is None:
+                self.peft = PeftModel.from_pretrained(self.base, str(path), adapter_name=internal, is_trainable=False)
+            else:
+                self.peft.load_adapter(str(path), adapter_name=internal, is_trainable=False)
+        except Exception as exc:
+            raise ArtifactError(
+                f"could not load the LoRA adapter at {str(path)!r} onto {self.loaded.model_id!r}: {exc}"
+            ) from exc
+        self.peft.eval()
+        self.peft.base_model.disable_adapter_layers()
+
+    def add_user(self, user: Any) -> None:
+        key = id(user)
+        users = self.users
+
+        def forget(ref: weakref.ref[Any], key: int = key) -> None:
+            if users.get(key) is ref:
+                users.pop(key, None)
+
+        with self.lock:
+            users[key] = weakref.ref(user, forget)
+
+    def collect(self) -> None:
+        """Free the adapters that no live `UnoChatModel` refers to; unwrap PEFT when none is left."""
+        with self.lock:
+            used: set[str] = set()
+            for ref in list(self.users.values()):
+                user = ref()
+                if user is not None:
+                    used.update(user._handles.values())  # noqa: SLF001
+            for internal in [name for name in self.slots if name not in used]:
+                del self.slots[internal]
+                if self.slots:
+                    with warnings.catch_warnings():  # "adapter X was active ... setting active adapter to Y"
+                        warnings.simplefilter("ignore", UserWarning)
+                        self.peft.delete_adapter(internal)
+                else:
+                    self.base = self.peft.base_model.unload()  # removes every LoRA layer, returns the base model
+                    self.peft = None
+
+    # -- generation ------------------------------------------------------------------------------------
+
+    def generate(self, prompts: list[list[int]], internals: list[str | None], params: _Params,
+                 stops: list[tuple[str, ...]], *, streamer: Any = None,
+                 cancel: threading.Event | None = None) -> list[_Row]:
+        with self.lock:
+            missing = sorted({i for i in internals if i is not None and i not in self.slots})
+            if missing:
+                raise AdapterNotFoundError(f"adapter(s) {missing} were unloaded while the call was queued")
+            wanted = set(internals)
+            extra: dict[str, Any] = {}
+            if wanted == {None}:
+                model = self.base  # adapter layers are disabled at rest: this is the base model
+                enabled = False
+            else:
+                model = self.peft
+                if len(wanted) == 1:
+                    self.peft.set_adapter(next(iter(wanted)), inference_mode=True)
+                else:
+                    extra["adapter_names"] = [i if i is not None else BASE_ADAPTER for i in internals]
+                self.peft.base_model.enable_adapter_layers()
+                enabled = True
+            try:
+                return self._generate_locked(model, prompts, params, stops, streamer, cancel, extra)
+            finally:
+                if enabled:
+                    self.peft.base_model.disable_adapter_layers()
+
+    def _generate_locked(self, model: Any, prompts: list[list[int]], params: _Params, stops: list[tuple[str, ...]],
+                         streamer: Any, cancel: threading.Event | None, extra: dict[str, Any]) -> list[_Row]:
+        width = max(len(p) for p in prompts)
+        input_ids = torch.full((len(prompts), width), self.pad_id, dtype=torch.long)
+        attention = torch.zeros((len(prompts), width), dtype=torch.long)
+        for i, ids in enumerate(prompts):  # left padding
+            input_ids[i, width - len(ids):] = torch.tensor(ids, dtype=torch.long)
+            attention[i, width - len(ids):] = 1
+        sampling = params.temperature > 0
+        config = GenerationConfig(
+            max_new_tokens=params.max_new_tokens,
+            do_sample=sampling,
+            repetition_penalty=params.repetition_penalty,
+            pad_token_id=self.pad_id,
+            eos_token_id=sorted(self.eos_ids) or None,
+            **({"temperature": params.temperature, "top_p": params.top_p, "top_k": 0} if sampling else {}),
+        )
+        criteria = _StopCriteria(width, self.eos_ids, stops, self.tokenizer, cancel)
+        kwargs = dict(input_ids=input_ids, attention_mask=attention, generation_config=config,
+                      stopping_criteria=StoppingCriteriaList([criteria]), **extra)
+        if streamer is not None:
+            kwargs["streamer"] = streamer
+        if sampling and params.seed is not None:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(params.seed)
+                out = model.generate(**kwargs)
+        else:
+            out = model.generate(**kwargs)
+        rows = []
+        for i in range(len(prompts)):
+            end = criteria.ends[i] if criteria.ends[i] is not None else out.shape[1]
+            rows.append(_Row(ids=out[i, width:end].tolist(), reason=criteria.reasons[i] or "length"))
+        return rows
+
+
+_ENGINES: dict[str, _Engine] = {}  # resolved model dir -> engine (process-wide cache)
+_ENGINES_BY_OBJECT: dict[int, _Engine] = {}  # id(base model) -> engine, for `loaded=` models
+_ENGINES_LOCK = threading.Lock()
+
+
+def _engine_for_path(name_or_path: str) -> _Engine:
+    path = resolve_model_path(name_or_path)  # raises ArtifactError for a bad path; converts the default once
+    key = str(path.resolve())
+    with _ENGINES_LOCK:
+        engine = _ENGINES.get(key)
+        if engine is None:
+            engine = _Engine(load_model(name_or_path))
+            _ENGINES[key] = engine
+            _ENGINES_BY_OBJECT[id(engine.root)] = engine
+        return engine
+
+
+def _engine_for_loaded(loaded: LoadedModel) -> _Engine:
+    with _ENGINES_LOCK:
+        engine = _ENGINES_BY_OBJECT.get(id(loaded.model))
+        if engine is None or engine.root is not loaded.model:
+            engine = _Engine(loaded)
+            _ENGINES_BY_OBJECT[id(loaded.model)] = engine
+        return engine
+
+
+def clear_model_cache() -> None:
+    """Forget the process-wide cache of loaded base models (existing `UnoChatModel`s keep theirs)."""
+    with _ENGINES_LOCK:
+        _ENGINES.clear()
+        _ENGINES_BY_OBJECT.clear()
+
+
+# --------------------------------------------------------------------------------------------------
+# Helpers: messages -> chat-template dicts, stop strings, batch prefill
+# --------------------------------------------------------------------------------------------------
+
+
+def _text_of(content: Any, role: str) -> str:
+    if isinstance(content, str):
+        return content
+    parts: list[str] = []
+    for block in content or []:
+        if isinstance(block, str):
+            parts.append(block)
+            continue
+        kind = block.get("type") if isinstance(block, dict) else None
+        if kind in _TEXT_BLOCKS:
+            parts.append(str(block.get("text", "")))
+        elif kind in _SKIPPED_BLOCKS:
+            continue
+        else:
+            raise ConfigError(f"UnoChatModel is text-only: a {role} message has a {kind!r} content block")
+    return "".join(parts)
+
+
+def messages_to_dicts(messages: Sequence[BaseMessage]) -> list[dict[str, Any]]:
+    """LangChain messages -> the `[{"role", "content"}, ...]` list chat templates take."""
+    out: list[dict[str, Any]] = []
+    for msg in messages:
+        if isinstance(msg, SystemMessage):
+            role = "system"
+        elif isinstance(msg, HumanMessage):
+            role = "user"
+        elif isinstance(msg, AIMessage):
+            role = "assistant"
+        elif isinstance(msg, (ToolMessage, FunctionMessage)):
+            role = "tool"
+        elif isinstance(msg, ChatMessage):
+            role = msg.role
+        else:
+            raise ConfigError(f"UnoChatModel cannot render a message of type {type(msg).__name__}")
+        entry: dict[str, Any] = {"role": role, "content": _text_of(msg.content, role)}
+        if isinstance(msg, AIMessage) and msg.tool_calls:
+            entry["tool_calls"] = [
+                {"id": tc.get("id"), "type": "function", "function": {"name": tc["name"], "arguments": tc["args"]}}
+                for tc in msg.tool_calls
+            ]
+        if isinstance(msg, ToolMessage):
+            entry["tool_call_id"] = msg.tool_call_id
+        if isinstance(msg, (ToolMessage, FunctionMessage)) and msg.name:
+            entry["name"] = msg.name
+        out.append(entry)
+    return out
+
+
+def _first_stop(text: str, stops: tuple[str, ...]) -> int | None:
+    hits = [i for i in (text.find(s) for s in stops) if i >= 0]
+    return min(hits) if hits else None
+
+
+def _safe_len(buffer: str, stops: tuple[str, ...]) -> int:
+    """How much of streamed text can be emitted without ever emitting (part of) a stop string."""
+    if not stops:
+        return len(buffer)
+    safe = len(buffer) - (max(len(s) for s in stops) - 1)
+    hit = _first_stop(buffer, stops)
+    if hit is not None:
+        safe = min(safe, hit)
+    return max(safe, 0)
+
+
+@dataclass
+class _Job:
+    prompt: str
+    ids: list[int]
+    adapter: str | None  # public name, None = base
+    internal: str | None  # PEFT name
+    params: _Params
+    stops: tuple[str, ...]
+
+    def key(self, owner: int) -> tuple[Any, ...]:
+        return (owner, self.prompt, self.internal, self.params, self.stops)
+
+
+class _Prefill:
+    """Results of one batched generate, handed to the per-item `_generate`/`_stream` calls of `batch()`."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.results: dict[tuple[Any, ...], deque[AIMessage]] = {}
+
+    def put(self, key: tuple[Any, ...], message: AIMessage) -> None:
+        self.results.setdefault(key, deque()).append(message)
+
+    def take(self, key: tuple[Any, ...]) -> AIMessage | None:
+        with self.lock:
+            queue = self.results.get(key)
+            return queue.popleft() if queue else None
+
+
+_PREFILL: contextvars.ContextVar[_Prefill | None] = contextvars.ContextVar("uno_graph_prefill", default=None)
+
+
+# --------------------------------------------------------------------------------------------------
+# The chat model
+# --------------------------------------------------------------------------------------------------
+
+
+class UnoChatModel(BaseChatModel):
+    """A local causal LM serving any number of named LoRA adapters, as a LangChain chat model.
+
+    The base model is held once per process (cache keyed by model path; constructing another
+    `UnoChatModel` on the same path reuses it) and each adapter is loaded once onto it with PEFT.
+    The adapter is chosen per call, and switching costs only a `set_adapter`:
+
+    * `adapter=None` (the default field value) answers with the base model (adapters disabled);
+    * `llm.bind(adapter="expert-c1")`, `llm.invoke(msgs, adapter="expert-c1")`, or the `adapter` field
+      pick a LoRA; `adapter="__base__"` forces the base model; an unknown name raises
+      `AdapterNotFoundError` (a `KeyError`) listing the loaded names.
+
+    Supported: `invoke`/`stream`/`batch` and their async twins (async work runs in a thread, never on
+    the event loop), token streaming (`on_llm_new_token` fires, so LangGraph `stream_mode="messages"`
+    streams tokens), stop sequences, `usage_metadata`, and real batching: `batch()` and
+    `generate_batch()` run one left-padded `generate` (PEFT mixed-adapter batch when items need
+    different adapters) whose greedy results equal one-at-a-time calls. Tool calling is not supported
+    (`bind_tools` raises `NotImplementedError`): the small models this serves cannot call tools reliably.
+
+    Example:
+        >>> from uno_graph.chat_model import UnoChatModel
+        >>> llm = UnoChatModel.from_pretrained(                         # doctest: +SKIP
+        ...     adapters={"expert-c1": "runs/demo/adapters/c1/expert"}, max_new_tokens=64)
+        >>> base_answer = llm.invoke("How do I boil an egg?")           # doctest: +SKIP
+        >>> expert_answer = llm.bind(adapter="expert-c1").invoke("How do I boil an egg?")  # doctest: +SKIP
+        >>> expert_answer.response_metadata["adapter"], expert_answer.usage_metadata["output_tokens"]  # doctest: +SKIP
+        ('expert-c1', 41)
+        >>> llm.batch(["hi", "What is 2+2?"])                           # one batched generate  # doctest: +SKIP
+    """
+
+    model_config = ConfigDict(populate_by_name=True, arbitrary_types_allowed=True)
+
+    model_name: str = Field(default=DEFAULT_MODEL, alias="model")
+    """`"smollm2-135m-instruct"` (embedded default) or a local Hugging Face model directory."""
+    loaded: Any = Field(default=None, exclude=True, repr=False)
+    """An already loaded `uno_graph.models.LoadedModel` to serve instead of loading `model`.
+    The chat model takes it over: PEFT injects the adapters' LoRA layers into `loaded.model` in place
+    (disabled between calls, so the object still answers as the base model)."""
+    adapters: dict[str, str] = Field(default_factory=dict)
+    """Adapters to load at construction: name -> PEFT adapter directory."""
+    adapter: str | None = None
+    """Default adapter for calls that don't name one; None = the base model."""
+    max_new_tokens: int = Field(default=160, alias="max_tokens", ge=1)
+    temperature: float = Field(default=0.0, ge=0.0)
+    """0 = greedy decoding."""
+    top_p: float = Field(default=1.0, gt=0.0, le=1.0)
+    repetition_penalty: float = Field(default=1.2, gt=0.0)
+    """1.2 by default: the 135M default model loops without it."""
+    seed: int | None = 42
+    """Seed for sampling (temperature > 0); the global torch RNG is restored afterwards."""
+    stop: list[str] | None = None
+    """Default stop sequences; a call's `stop=` replaces them."""
+    streaming: bool = False
+    """If True, `invoke` goes through `_stream` (callbacks then see tokens)."""
+    batch_size: int = Field(default=8, ge=1)
+    """Largest number of sequences per batched `generate` in `batch()` / `generate_batch()`."""
+
+    _engine: Any = PrivateAttr(default=None)
+    _handles: dict[str, str] = PrivateAttr(default_factory=dict)  # public adapter name -> PEFT name
+
+    # -- construction --------------------------------------------------------------------------------
+
+    @model_validator(mode="before")
+    @classmethod
+    def _model_name_from_loaded(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("loaded") is not None and "model" not in data and "model_name" not in data:
+            data = {**data, "model": getattr(data["loaded"], "model_id", DEFAULT_MODEL)}
+        return data
+
+    @field_validator("loaded")
+    @classmethod
+    def _check_loaded(cls, value: Any) -> Any:
+        if value is not None and not isinstance(value, LoadedModel):
+            raise ConfigError(f"loaded must be a uno_graph.models.LoadedModel, got {type(value).__name__}")
+        return value
+
+    @field_validator("adapters", mode="before")
+    @classmethod
+    def _adapter_paths(cls, value: Any) -> Any:
+        if value is None:
+            return {}
+        if isinstance(value, dict):
+            for name in value:
+                cls._check_name(name)
+            return {str(k): str(v) for k, v in value.items()}
+        return value
+
+    @field_validator("stop", mode="before")
+    @classmethod
+    def _stop_list(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    def model_post_init(self, context: Any, /) -> None:
+        super().model_post_init(context)
+        engine = _engine_for_loaded(self.loaded) if self.loaded is not None else _engine_for_path(self.model_name)
+        self._engine = engine
+        engine.add_user(self)
+        for name, path in self.adapters.items():
+            self._handles[name] = engine.acquire(Path(path), name)
+
+    @classmethod
+    def from_pretrained(cls, model: str = DEFAULT_MODEL, adapters: dict[str, str | Path] | None = None,
+                        **params: Any) -> UnoChatModel:
+        """Load (or reuse from the process cache) `model` and load `adapters` (name -> directory) onto it."""
+        return cls(model=model, adapters=adapters or {}, **params)
+
+    @staticmethod
+    def _check_name(name: Any) -> None:
+        if not isinstance(name, str) or not name or name == BASE_ADAPTER:
+            raise ConfigError(f"adapter name must be a non-empty string other than {BASE_ADAPTER!r}, got {name!r}")
+
+    # -- adapters ------------------------------------------------------------------------------------
+
+    def load_adapter(self, name: str, path: str | Path) -> None:
+        """Load the PEFT adapter in `path` under `name` (replacing a previous `name`). An adapter directory
+        already loaded on this base model (same files) is shared, not loaded twice."""
+        self._check_name(name)
+        internal = self._engine.acquire(Path(path), name)
+        replaced = self._handles.get(name)
+        self._handles[name] = internal
+        self.adapters = {**self.adapters, name: str(path)}
+        if replaced is not None and replaced != internal:
+            self._engine.collect()
+
+    def unload_adapter(self, name: str) -> None:
+        """Forget `name`; its weights are freed once no `UnoChatModel` in the process uses them."""
+        if name not in self._handles:
+            raise self._not_found(name)
+        del self._handles[name]
+        self.adapters = {k: v for k, v in self.adapters.items() if k != name}
+        self._engine.collect()
+
+    @property
+    def adapter_names(self) -> list[str]:
+        """Names of the adapters this model can serve (besides the base model)."""
+        return list(self._handles)
+
+    @property
+    def tokenizer(self) -> Any:
+        """The Hugging Face tokenizer."""
+        return self._engine.tokenizer
+
+    @property
+    def hf_model(self) -> Any:
+        """The model that generates: the `PeftModel` when adapters are loaded, else the base model."""
+        engine = self._engine
+        return engine.peft if engine.peft is not None else engine.base
+
+    def _not_found(self, name: str) -> AdapterNotFoundError:
+        loaded = ", ".join(repr(n) for n in self._handles) or "none"
+        return AdapterNotFoundError(
+            f"no LoRA adapter named {name!r} is loaded on this UnoChatModel; loaded adapters: {loaded} "
+            f"(use adapter=None or {BASE_ADAPTER!r} for the base model, load_adapter(name, path) to add one)"
+        )
+
+    # -- LangChain metadata --------------------------------------------------------------------------
+
+    @property
+    def _llm_type(self) -> str:
+        return "uno-graph"
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        return {
+            "model_name": self.model_name,
+            "adapter": self.adapter,
+            "adapters": sorted(self.adapters),
+            "max_new_tokens": self.max_new_tokens,
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            "repetition_penalty": self.repetition_penalty,
+            "seed": self.seed,
+        }
+
+    def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> dict[str, Any]:
+        model = kwargs.get("model")
+        params: dict[str, Any] = {
+            "ls_provider": "uno-graph",
+            "ls_model_name": model if isinstance(model, str) else self.model_name,
+            "ls_model_type": "chat",
+            "ls_temperature": kwargs.get("temperature", self.temperature),
+            "ls_max_tokens": kwargs.get("max_new_tokens", kwargs.get("max_tokens", self.max_new_tokens)),
+        }
+        stops = stop if stop is not None else self.stop
+        if stops:
+            params["ls_stop"] = list(stops)
+        params["uno_adapter"] = kwargs["adapter"] if "adapter" in kwargs else self.adapter
+        return params
+
+    def get_token_ids(self, text: str) -> list[int]:
+        """Token ids of `text` with this model's tokenizer (no special tokens added)."""
+        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def get_num_tokens_from_messages(self, messages: list[BaseMessage], tools: Sequence[Any] | None = None) -> int:
+        """Prompt length in tokens once the chat template (with the generation prompt) is applied."""
+        return len(self.get_token_ids(self._render(messages)))
+
+    def bind_tools(self, tools: Sequence[Any], *, tool_choice: str | None = None,
+                   **kwargs: Any) -> Runnable[LanguageModelInput, AIMessage]:
+        """Not supported: raises `NotImplementedError` (so `with_structured_output` is unavailable too)."""
+        raise NotImplementedError(
+            "UnoChatModel does not support tool calling: the small local models it serves (SmolLM2-135M by "
+            "default) cannot call tools reliably. Route tool use to another chat model, or parse the text output."
+        )
+
+    # -- preparing a call ----------------------------------------------------------------------------
+
+    def _render(self, messages: Sequence[BaseMessage]) -> str:
+        tokenizer = self.tokenizer
+        if not getattr(tokenizer, "chat_template", None):
+            raise ConfigError(f"the tokenizer of {self.model_name!r} has no chat template; UnoChatModel needs one")
+        return tokenizer.apply_chat_template(messages_to_dicts(messages), tokenize=False, add_generation_prompt=True)
+
+    def _prepare(self, messages: Sequence[BaseMessage], stop: list[str] | str | None, kwargs: dict[str, Any]) -> _Job:
+        unknown = sorted(set(kwargs) - _CALL_KWARGS)
+        if unknown:
+            hint = " (UnoChatModel has no tool calling)" if {"tools", "tool_choice", "functions"} & set(unknown) else ""
+            raise ConfigError(
+                f"unsupported call argument(s) {unknown}{hint}; accepted: {sorted(_CALL_KWARGS - {'stream'})}"
+            )
+        model = kwargs.get("model")
+        if model is not None and model not in (self.model_name, self._engine.loaded.model_id):
+            raise ConfigError(
+                f"this UnoChatModel serves {self.model_name!r}, not {model!r}; choose a LoRA with adapter=..., "
+                "or build another UnoChatModel for a different base model"
+            )
+        adapter = kwargs["adapter"] if "adapter" in kwargs else self.adapter
+        if adapter == BASE_ADAPTER:
+            adapter = None
+        if adapter is None:
+            internal = None
+        elif adapter in self._handles:
+            internal = self._handles[adapter]
+        else:
+            raise self._not_found(adapter)
+        max_new = kwargs.get("max_new_tokens", kwargs.get("max_tokens", self.max_new_tokens))
+        params = _Params(
+            max_new_tokens=int(max_new),
+            temperature=float(kwargs.get("temperature", self.temperature)),
+            top_p=float(kwargs.get("top_p", self.top_p)),
+            repetition_penalty=float(kwargs.get("repetition_penalty", self.repetition_penalty)),
+            seed=kwargs.get("seed", self.seed),
+        )
+        if params.max_new_tokens < 1:
+            raise ConfigError(f"max_new_tokens must be >= 1, got {params.max_new_tokens}")
+        if params.temperature < 0 or not 0 < params.top_p <= 1 or params.repetition_penalty <= 0:
+            raise ConfigError(
+                f"need temperature >= 0, 0 < top_p <= 1, repetition_penalty > 0; got {params.temperature}, "
+                f"{params.top_p}, {params.repetition_penalty}"
+            )
+        if stop is None:
+            stop = self.stop
+        if isinstance(stop, str):
+            stop = [stop]
+        stops = tuple(s for s in (stop or []) if s)
+        prompt = self._render(messages)
+        return _Job(prompt=prompt, ids=self.get_token_ids(prompt), adapter=adapter, internal=internal,
+                    params=params, stops=stops)
+
+    def _message(self, job: _Job, row: _Row) -> AIMessage:
+        text = self.tokenizer.decode(row.ids, skip_special_tokens=True)
+        cut = _first_stop(text, job.stops)
+        if cut is not None:
+            text = text[:cut]
+        finish = "length" if row.reason == "length" and cut is None else "stop"
+        return AIMessage(content=text, usage_metadata=self._usage(job, row), response_metadata=self._meta(job, finish))
+
+    def _usage(self, job: _Job, row: _Row) -> UsageMetadata:
+        return UsageMetadata(input_tokens=len(job.ids), output_tokens=len(row.ids),
+                             total_tokens=len(job.ids) + len(row.ids))
+
+    def _meta(self, job: _Job, finish: str) -> dict[str, Any]:
+        return {"model_name": self.model_name, "adapter": job.adapter, "finish_reason": finish}
+
+    def _run_jobs(self, jobs: list[_Job]) -> list[AIMessage]:
+        """Generate for every job: same-params jobs share batched `generate` calls of <= batch_size rows."""
+        results: list[AIMessage | None] = [None] * len(jobs)
+        groups: dict[_Params, list[int]] = {}
+        for i, job in enumerate(jobs):
+            groups.setdefault(job.params, []).append(i)
+        for params, members in groups.items():
+            members.sort(key=lambda i: len(jobs[i].ids))  # similar lengths together: less padding
+            for start in range(0, len(members), self.batch_size):
+                part = members[start:start + self.batch_size]
+                rows = self._engine.generate([jobs[i].ids for i in part], [jobs[i].internal for i in part], params,
+                                             [jobs[i].stops for i in part])
+                for i, row in zip(part, rows):
+                    results[i] = self._message(jobs[i], row)
+        return results  # type: ignore[return-value]
+
+    # -- BaseChatModel hooks -------------------------------------------------------------------------
+
+    def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None,
+                  run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any) -> ChatResult:
+        job = self._prepare(messages, stop, kwargs)
+        message = self._take_prefilled(job) or self._run_jobs([job])[0]
+        return ChatResult(generations=[ChatGeneration(message=message)])
+
+    def _stream(self, messages: list[BaseMessage], stop: list[str] | None = None,
+                run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any) -> Iterator[ChatGenerationChunk]:
+        job = self._prepare(messages, stop, kwargs)
+        prefilled = self._take_prefilled(job)
+        if prefilled is not None:  # inside batch(): the batched generate already ran
+            chunk = ChatGenerationChunk(message=AIMessageChunk(
+                content=prefilled.content, usage_metadata=prefilled.usage_metadata,
+                response_metadata=prefilled.response_metadata, chunk_position="last"))
+            if run_manager:
+                run_manager.on_llm_new_token(chunk.text, chunk=chunk)
+            yield chunk
+            return
+
+        engine = self._engine
+        streamer = TextIteratorStreamer(engine.tokenizer, skip_prompt=True, skip_special_tokens=True)
+        cancel = threading.Event()
+        box: dict[str, Any] = {}
+
+        def work() -> None:
+            try:
+                box["row"] = engine.generate([job.ids], [job.internal], job.params, [job.stops],
+                                             streamer=streamer, cancel=cancel)[0]
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the consumer
+                box["error"] = exc
+                streamer.end()
+
+        thread = threading.Thread(target=work, name="uno-graph-generate", daemon=True)
+        thread.start()
+        buffer = emitted = ""
+        try:
+            for piece in streamer:
+                buffer += piece
+                safe = _safe_len(buffer, job.stops)
+                if safe > len(emitted):
+                    text, emitted = buffer[len(emitted):safe], buffer[:safe]
+                    chunk = ChatGenerationChunk(message=AIMessageChunk(content=text))
+                    if run_manager:
+                        run_manager.on_llm_new_token(text, chunk=chunk)
+                    yield chunk
+            thread.join()
+            if "error" in box:
+                raise box["error"]
+            final = self._message(job, box["row"])
+            full = str(final.content)
+            if full.startswith(emitted):
+                rest = full[len(emitted):]
+            else:  # pragma: no cover - the streamer's text disagreed with a full decode
+                log.warning("streamed text diverged from the decoded answer; the final chunk carries no text")
+                rest = ""
+            chunk = ChatGenerationChunk(message=AIMessageChunk(
+                content=rest, usage_metadata=final.usage_metadata, response_metadata=final.response_metadata,
+                chunk_position="last"))
+            if run_manager:
+                run_manager.on_llm_new_token(rest, chunk=chunk)
+            yield chunk
+        finally:
+            cancel.set()  # stops generation early if the consumer went away
+            thread.join()
+
+    async def _agenerate(self, messages: list[BaseMessage], stop: list[str] | None = None,
+                         run_manager: AsyncCallbackManagerForLLMRun | None = None, **kwargs: Any) -> ChatResult:
+        return await asyncio.to_thread(self._generate, messages, stop, None, **kwargs)
+
+    async def _astream(self, messages: list[BaseMessage], stop: list[str] | None = None,
+                       run_manager: AsyncCallbackManagerForLLMRun | None = None,
+                       **kwargs: Any) -> AsyncIterator[ChatGenerationChunk]:
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+        closed = threading.Event()
+
+        def put(item: tuple[str, Any]) -> None:
+            try:
+                loop.call_soon_threadsafe(queue.put_nowait, item)
+            except RuntimeError:  # the event loop is gone
+                closed.set()
+
+        def produce() -> None:
+            chunks = self._stream(messages, stop=stop, run_manager=None, **kwargs)
+            try:
+                for chunk in chunks:
+                    if closed.is_set():
+                        break
+                    put(("chunk", chunk))
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the consumer
+                put(("error", exc))
+                return
+            finally:
+                chunks.close()
+            put(("done", None))
+
+        ctx = contextvars.copy_context()
+        loop.run_in_executor(None, ctx.run, produce)
+        try:
+            while True:
+                kind, item = await queue.get()
+                if kind == "done":
+                    break
+                if kind == "error":
+                    raise item
+                if run_manager:
+                    await run_manager.on_llm_new_token(item.text, chunk=item)
+                yield item
+        finally:
+            closed.set()
+
+    # -- batching ------------------------------------------------------------------------------------
+
+    def generate_batch(self, messages_batch: Sequence[LanguageModelInput], *,
+                       adapters: Sequence[str | None] | str | None = None, max_new_tokens: int | None = None,
+                       stop: list[str] | None = None, **kwargs: Any) -> list[AIMessage]:
+        """Answer every conversation with batched, left-padded `generate` calls (no callbacks fire).
+
+        `adapters`: one name for all items, or one entry per item (`None` / `"__base__"` = base model);
+        omitted = the model's default `adapter`. Items needing different adapters share a PEFT
+        mixed-adapter batch. Other keyword arguments are the per-call ones of `invoke` (temperature, ...).
+        """
+        n = len(messages_batch)
+        if adapters is None:
+            per_item: list[str | None] = [kwargs.pop("adapter", self.adapter)] * n
+        elif isinstance(adapters, str):
+            per_item = [adapters] * n
+        else:
+            per_item = list(adapters)
+            if len(per_item) != n:
+                raise ConfigError(f"adapters has {len(per_item)} entries for {n} conversations")
+        kwargs.pop("adapter", None)
+        if max_new_tokens is not None:
+            kwargs["max_new_tokens"] = max_new_tokens
+        jobs = [self._prepare(self._convert_input(item).to_messages(), stop, {**kwargs, "adapter": name})
+                for item, name in zip(messages_batch, per_item)]
+        return self._run_jobs(jobs) if jobs else []
+
+    def _cache_active(self) -> bool:
+        from langchain_core.caches import BaseCache
+        from langchain_core.globals import get_llm_cache
+
+        if self.cache is False:
+            return False
+        return isinstance(self.cache, BaseCache) or get_llm_cache() is not None
+
+    def _prefill(self, inputs: list[LanguageModelInput], kwargs: dict[str, Any]) -> _Prefill | None:
+        """Run the whole batch at once; None when it should take the default one-call-per-item path."""
+        if len(inputs) < 2 or self._cache_active():
+            return None
+        call = dict(kwargs)
+        stop = call.pop("stop", None)
+        try:
+            jobs = [self._prepare(self._convert_input(x).to_messages(), stop, call) for x in inputs]
+            messages = self._run_jobs(jobs)
+        except Exception:  # noqa: BLE001 - the per-item path raises (or returns) each item's own error
+            log.debug("batched generate not possible; falling back to one call per item", exc_info=True)
+            return None
+        prefill = _Prefill()
+        for job, message in zip(jobs, messages):
+            prefill.put(job.key(id(self)), message)
+        return prefill
+
+    def _take_prefilled(self, job: _Job) -> AIMessage | None:
+        prefill = _PREFILL.get()
+        return prefill.take(job.key(id(self))) if prefill is not None else None
+
+    def batch(self, inputs: list[LanguageModelInput], config: RunnableConfig | list[RunnableConfig] | None = None,
+              *, return_exceptions: bool = False, **kwargs: Any) -> list[BaseMessage]:
+        """Like `Runnable.batch` (callbacks, tracing and config per item), but generation is one batched call."""
+        prefill = self._prefill(list(inputs), kwargs)
+        if prefill is None:
+            return super().batch(inputs, config, return_exceptions=return_exceptions, **kwargs)
+        token = _PREFILL.set(prefill)
+        try:
+            return super().batch(inputs, config, return_exceptions=return_exceptions, **kwargs)
+        finally:
+            _PREFILL.reset(token)
+
+    async def abatch(self, inputs: list[LanguageModelInput],
+                     config: RunnableConfig | list[RunnableConfig] | None = None, *,
+                     return_exceptions: bool = False, **kwargs: Any) -> list[BaseMessage]:
+        """Async `batch`: the batched generate runs in a worker thread."""
+        prefill = await asyncio.to_thread(self._prefill, list(inputs), kwargs)
+        if prefill is None:
+            return await super().abatch(inputs, config, return_exceptions=return_exceptions, **kwargs)
+        token = _PREFILL.set(prefill)
+        try:
+            return await super().abatch(inputs, config, return_exceptions=return_exceptions, **kwargs)
+        finally:
+            _PREFILL.reset(token)
+
+
+__all__ = ["BASE_ADAPTER", "UnoChatModel", "clear_model_cache", "messages_to_dicts"]
