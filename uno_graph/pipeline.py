@@ -68,12 +68,18 @@ class _Run:
 
     @property
     def teacher(self):
-        return self._teacher if self._teacher is not None else self.serving
+        if self._teacher is None:  # the serving model itself, with the teacher's budget (shares its weights)
+            from uno_graph.chat_model import UnoChatModel
+
+            self._teacher = UnoChatModel.from_pretrained(self.config.base_model, batch_size=16,
+                                                         max_new_tokens=self.config.teacher_max_new_tokens)
+            self._default_teacher = True
+        return self._teacher
 
     @property
     def teacher_id(self) -> str:
         t = self._teacher
-        return "serving-model" if t is None else f"{type(t).__name__}:{getattr(t, 'model_name', '') or getattr(t, 'model', '')}"
+        return "serving-model" if t is None or getattr(self, "_default_teacher", False) else f"{type(t).__name__}:{getattr(t, 'model_name', '') or getattr(t, 'model', '')}"
 
     @property
     def embedder(self):
@@ -170,9 +176,9 @@ def _distill(run: _Run, records, logs_fp: str) -> list[dict[str, Any]]:
     from uno_graph.distill import STAGE, distill
 
     t = time.perf_counter()
-    inputs = fingerprint(logs_fp, run.teacher_id, run.config.max_new_tokens)
+    inputs = fingerprint(logs_fp, run.teacher_id, run.config.teacher_max_new_tokens)
     if run.wd.begin(STAGE, inputs):
-        rows = distill(records, run.teacher, run.wd, progress=run.progress)
+        rows = distill(records, run.teacher, run.wd, batch_size=16, progress=run.progress)
         sources: dict[str, int] = {}
         for r in rows:
             sources[r["rule_source"]] = sources.get(r["rule_source"], 0) + 1
@@ -187,7 +193,7 @@ def _verify(run: _Run, rows) -> list[dict[str, Any]]:
     t = time.perf_counter()
     inputs = fingerprint(run.wd.output_fingerprint("distill"), run.teacher_id)
     if run.wd.begin(STAGE, inputs):
-        decisions = verify_pairs(rows, LLMJudge(run.teacher), run.wd, progress=run.progress)
+        decisions = verify_pairs(rows, LLMJudge(run.teacher), run.wd, batch_size=16, progress=run.progress)
         run.wd.mark_done(STAGE, inputs, {"decisions": len(decisions)})
     run.timed("verify", t)
     return run.wd.read(STAGE)

@@ -192,6 +192,87 @@ def _epoch_callback(out_dir: Path, record: dict[str, Any]):
     return EpochSaver()
 
 
+# TRL's fused LM head fields each trainer logs (see DPOTrainer/SFTTrainer.__init__ in trl 1.16)
+_DPO_HEAD_OUTPUTS = ("log_probs", "entropy", "mean_logits", "is_top1")
+_SFT_HEAD_OUTPUTS = ("log_probs", "entropy", "is_top1")
+
+
+def _score_labelled_positions_only(model: Any, outputs: tuple[str, ...]) -> None:
+    """Make TRL's fused LM head score only the positions that have a label, on CPU too.
+
+    TRL's trainers patch the model (`trl.trainer.utils.add_fused_lm_head`) so that
+    `model(..., labels=..., fused_lm_head=True)` returns per-token log-probs computed in vocabulary
+    tiles by `trl.kernels.ChunkedLogProbFunction`. On CUDA/XPU it feeds that function only the
+    labelled positions ("compact"); on any other device it scores every position — prompt and
+    padding included — to keep tensor shapes static for compiled backends (Neuron). On CPU that
+    triples the head's work and runs the whole-tile metric math (entropy, top-1, mean logit) on
+    every position: in a 138-token DPO batch the head took longer than the 30 layers.
+
+    This wraps TRL's forward with the compact path, copied from TRL's own code and using TRL's own
+    autograd function: the log-probs, the loss and the logged metrics are the same (unlabelled
+    positions are zero either way). Configurations the copy does not cover (logit scaling,
+    soft-capping, MoE router logits, pre-shifted labels, non-CPU devices) go to TRL's forward.
+    Idempotent.
+    """
+    import types
+
+    from trl.kernels import ChunkedLogProbFunction
+    from trl.trainer.utils import _CHUNKED_LOGPROB_CHUNK_SIZE, FusedCausalLMOutput
+
+    if getattr(model, "_uno_compact_lm_head", False):
+        return
+    cfg = model.config.get_text_config()
+    scaled = ("final_logit_softcapping", "logit_scale", "output_multiplier", "lm_head_multiplier", "logits_scaling")
+    if any(getattr(cfg, name, None) is not None for name in scaled) or getattr(cfg, "output_router_logits", False):
+        return
+    trl_forward = model.forward
+
+    def forward(self, *args, fused_lm_head=False, labels=None, shift_labels=None, num_items_in_batch=None, **kwargs):
+        head = self.get_output_embeddings()
+        if (
+            not fused_lm_head
+            or labels is None
+            or shift_labels is not None
+            or kwargs.get("output_router_logits")
+            or head.weight.device.type != "cpu"
+        ):
+            return trl_forward(
+                *args, fused_lm_head=fused_lm_head, labels=labels, shift_labels=shift_labels,
+                num_items_in_batch=num_items_in_batch, **kwargs,
+            )
+        kwargs["use_cache"] = False
+        hidden = self.base_model(*args, **kwargs).last_hidden_state[:, :-1]
+        labels = labels[:, 1:]
+        mask = labels != -100
+        per_token = ChunkedLogProbFunction.apply(
+            hidden[mask], head.weight, head.bias, labels[mask], 1.0, _CHUNKED_LOGPROB_CHUNK_SIZE, None, 1.0, outputs
+        )
+        log_probs, entropy, log_sum_sq_probs, mean_logits, is_top1 = (
+            None if x is None else x.new_zeros(mask.shape).masked_scatter(mask, x) for x in per_token
+        )
+        loss = -log_probs.sum() / (mask.sum().clamp(min=1) if num_items_in_batch is None else num_items_in_batch)
+        return FusedCausalLMOutput(
+            loss=loss, log_probs=log_probs, entropy=entropy, log_sum_sq_probs=log_sum_sq_probs,
+            mean_logits=mean_logits, is_top1=is_top1, label_mask=mask,
+        )
+
+    model.forward = types.MethodType(forward, model)
+    model._uno_compact_lm_head = True
+
+
+def _dpo_trainer_class():
+    """`trl.DPOTrainer` with one override: the compact LM head is installed before the reference
+    log-probs are precomputed (TRL installs its own head, then precomputes, inside `__init__`)."""
+    from trl import DPOTrainer
+
+    class CompactHeadDPOTrainer(DPOTrainer):
+        def _precompute_ref_logps(self, dataset, name, batch_size):
+            _score_labelled_positions_only(self.model.get_base_model(), _DPO_HEAD_OUTPUTS)
+            return super()._precompute_ref_logps(dataset, name, batch_size)
+
+    return CompactHeadDPOTrainer
+
+
 # -- objectives: (TrainJob) -> a ready-to-train TRL trainer ----------------------------------------
 
 
@@ -228,7 +309,7 @@ def _train_dpo_sft(job: TrainJob):
         precompute_ref_batch_size=max(16, 4 * s.batch_size),
         disable_dropout=False,  # keep LoraSettings.dropout (the paper's 0.05); the base has no dropout
     )
-    trainer = trl.DPOTrainer(
+    trainer = _dpo_trainer_class()(
         model=job.model,
         ref_model=None,  # with peft_config: reference = the base with the adapter disabled
         args=config,
@@ -238,6 +319,7 @@ def _train_dpo_sft(job: TrainJob):
         callbacks=job.callbacks,
         data_collator=_TruncatingCollator(DataCollatorForPreference(pad_token_id=job.tokenizer.pad_token_id), s),
     )
+    _score_labelled_positions_only(trainer.model.get_base_model(), _DPO_HEAD_OUTPUTS)  # no-op if precomputed
     return trainer
 
 
@@ -256,8 +338,11 @@ def _train_sft(job: TrainJob):
         processing_class=job.tokenizer,
         peft_config=job.peft_config,
         callbacks=job.callbacks,
-        data_collator=_TruncatingCollator(DataCollatorForLanguageModeling(pad_token_id=job.tokenizer.pad_token_id), job.settings),
+        data_collator=_TruncatingCollator(
+            DataCollatorForLanguageModeling(pad_token_id=job.tokenizer.pad_token_id), job.settings
+        ),
     )
+    _score_labelled_positions_only(trainer.model.get_base_model(), _SFT_HEAD_OUTPUTS)
     return trainer
 
 

@@ -1,0 +1,11 @@
+"""Run every benchmark in sequence (never two trainings at once) and write benchmarks/results/*.json.
+
+    .venv/bin/python benchmarks/run_all.py
+"""
+
+import subprocess
+import sys
+
+for script in ("bench_load.py", "bench_trainer.py", "bench_learn.py"):
+    print(f"== {script}", flush=True)
+    subprocess.run([sys.executable, f"benchmarks/{script}"], check=True)
