@@ -1,0 +1,53 @@
+"""The runnable examples (chatbot, parent graph, agent middleware) in `--offline-fake` mode, as subprocesses."""
+
+from __future__ import annotations
+
+import ast
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+
+CASES = {
+    "chatbot.py": (["--ask", "How long to boil an egg?", "--ask", "What is in Paris?", "--ask", "Tell me a joke"],
+                   ["route=expert cluster=c-egg adapter=c-egg/expert", "route=critic cluster=c-paris",
+                    "route=base cluster=None", "thread holds 6 messages"]),
+    "parent_agent.py": (["--ask", "What is in Paris?"],
+                        ["messages: ['system', 'human', 'ai']", "route=critic cluster=c-paris adapter=c-paris/critic"]),
+    "agent_middleware.py": (["--ask", "How long to boil an egg?"],
+                            ["answer: [c-egg/expert]", "route=expert cluster=c-egg adapter=c-egg/expert"]),
+}
+
+
+def _run(script: str, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, str(EXAMPLES / script), "--offline-fake", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("script", sorted(CASES))
+def test_example_runs_offline(script):
+    if script == "agent_middleware.py":
+        pytest.importorskip("langchain.agents")
+    args, expected = CASES[script]
+    proc = _run(script, *args)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for text in expected:
+        assert text in proc.stdout, proc.stdout
+
+
+def test_uno_single_mode_skips_the_critic():
+    proc = _run("parent_agent.py", "--ask", "What is in Paris?", "--mode", "uno_single")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "route=base cluster=c-paris adapter=None" in proc.stdout
+
+
+@pytest.mark.parametrize("script", sorted(CASES))
+def test_docstring_starts_with_its_command(script):
+    doc = ast.get_docstring(ast.parse((EXAMPLES / script).read_text(encoding="utf-8")))
+    assert doc.splitlines()[0].startswith(f".venv/bin/python examples/{script} --workdir ")

@@ -1,0 +1,194 @@
+"""`UnoMiddleware`: UNO routing for a `langchain.agents.create_agent` agent (the `agents` extra).
+
+Every model call of the agent goes through the same logic as the UNO graph: the last user message is
+routed with a `Router`; an Expert cluster answers with its Expert adapter, a Critic cluster (mode
+``uno``) gets the base answer critiqued by its Critic adapter and revised by the base model, and
+everything else (base / out-of-distribution clusters, or mode ``uno_single``) is left unchanged.
+
+    >>> from langchain.agents import create_agent                               # doctest: +SKIP
+    >>> uno = UnoMiddleware.from_workdir("runs/demo")                           # doctest: +SKIP
+    >>> agent = create_agent(uno.model, tools=[], middleware=[uno])             # doctest: +SKIP
+    >>> agent.invoke({"messages": [("user", "How do I make pancakes?")]})       # doctest: +SKIP
+
+The final AIMessage carries ``uno_route``, ``uno_cluster``, ``uno_adapter`` (and ``uno_distance``,
+``uno_calls``) in its ``response_metadata``, like the graph's answers. A response that asks for tool
+calls is returned as is (never critiqued nor revised). The Expert adapter is chosen through the
+request's ``model_settings`` (``adapter=...``), so the agent's own tool binding still applies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from uno_graph import prompts
+from uno_graph.errors import ConfigError, MissingDependencyError
+
+try:
+    from langchain.agents.middleware import AgentMiddleware, ModelRequest, ModelResponse
+    from langchain.agents.middleware.types import ExtendedModelResponse
+except ImportError as exc:  # pragma: no cover - depends on the environment
+    raise MissingDependencyError(
+        "uno_graph.middleware needs langchain (create_agent), which is not installed; "
+        "run: pip install 'uno-graph[agents]'"
+    ) from exc
+
+from langchain_core.messages import AIMessage, AnyMessage, HumanMessage
+
+from uno_graph.graph import MODES
+from uno_graph.router import RouteDecision, Router
+
+__all__ = ["UnoMiddleware"]
+
+
+def _last_query(messages: list[AnyMessage]) -> str | None:
+    for message in reversed(messages):
+        if isinstance(message, HumanMessage):
+            return message.content if isinstance(message.content, str) else message.text
+    return None
+
+
+def _as_model_response(result: Any) -> tuple[ModelResponse, Any]:
+    """(ModelResponse, command or None) from anything a handler may return."""
+    if isinstance(result, AIMessage):
+        return ModelResponse(result=[result]), None
+    if isinstance(result, ExtendedModelResponse):
+        return result.model_response, result.command
+    return result, None
+
+
+def _rewrap(response: ModelResponse, command: Any):
+    return ExtendedModelResponse(model_response=response, command=command) if command is not None else response
+
+
+def _last_ai_index(response: ModelResponse) -> int | None:
+    for i in range(len(response.result) - 1, -1, -1):
+        if isinstance(response.result[i], AIMessage):
+            return i
+    return None
+
+
+def _usage(messages: list[AIMessage]) -> dict[str, int]:
+    inp = sum(int((m.usage_metadata or {}).get("input_tokens", 0)) for m in messages)
+    out = sum(int((m.usage_metadata or {}).get("output_tokens", 0)) for m in messages)
+    return {"input_tokens": inp, "output_tokens": out, "total_tokens": inp + out}
+
+
+def _tag(message: AIMessage, decision: RouteDecision, *, route: str, adapter: str | None, calls: int,
+         content: Any = None, usage: dict[str, int] | None = None) -> AIMessage:
+    meta = {**(message.response_metadata or {}), "uno_route": route, "uno_cluster": decision.cluster_id,
+            "uno_adapter": adapter, "uno_distance": decision.distance, "uno_calls": calls}
+    update: dict[str, Any] = {"response_metadata": meta}
+    if content is not None:
+        update["content"] = content
+    if usage is not None:
+        update["usage_metadata"] = usage
+    return message.model_copy(update=update)
+
+
+class UnoMiddleware(AgentMiddleware):
+    """Sends an agent's model calls through UNO routing (Expert adapter / Critic critique → revise / base).
+
+    Args:
+        router: the `Router` of a learned system (`UnoSystem.load(workdir).router`).
+        model: the chat model (with the adapters loaded) used for the Critic's critique and the
+            revision; ``None`` uses the agent's own model (`request.model`).
+        mode: ``"uno"`` (Critic clusters are critiqued and revised) or ``"uno_single"`` (Critic
+            clusters get the base answer: one call). A runtime context with a ``mode`` attribute
+            (e.g. `uno_graph.state.UnoContext`) overrides it per run.
+    """
+
+    def __init__(self, router: Router, model: Any = None, mode: str = "uno") -> None:
+        super().__init__()
+        if mode not in MODES:
+            raise ConfigError(f"mode {mode!r} is not known; expected one of {list(MODES)}")
+        self.router, self.model, self.mode = router, model, mode
+
+    @classmethod
+    def from_workdir(cls, workdir: str | Path, mode: str = "uno", **load_kwargs: Any) -> "UnoMiddleware":
+        """A middleware over a learned work directory; `.model` is the chat model to give `create_agent`."""
+        from uno_graph.graph import UnoSystem
+
+        system = UnoSystem.load(workdir, **load_kwargs)
+        return cls(system.router, model=system.model, mode=mode)
+
+    @property
+    def name(self) -> str:
+        return "UnoMiddleware"
+
+    # -- helpers ---------------------------------------------------------------------------------
+
+    def _run_mode(self, request: ModelRequest) -> str:
+        context = getattr(getattr(request, "runtime", None), "context", None)
+        mode = getattr(context, "mode", None)
+        return mode if mode in MODES else self.mode
+
+    def _expert_request(self, request: ModelRequest, adapter: str) -> ModelRequest:
+        return request.override(model_settings={**(request.model_settings or {}), "adapter": adapter})
+
+    def _critic_model(self, request: ModelRequest) -> Any:
+        return self.model if self.model is not None else request.model
+
+    def _one_call(self, result: Any, decision: RouteDecision, *, route: str, adapter: str | None) -> Any:
+        """The handler's answer, tagged with the route (Expert, or base for every other case)."""
+        response, command = _as_model_response(result)
+        i = _last_ai_index(response)
+        if i is None:
+            return result
+        messages = list(response.result)
+        messages[i] = _tag(messages[i], decision, route=route, adapter=adapter, calls=1)
+        return _rewrap(ModelResponse(result=messages, structured_response=response.structured_response), command)
+
+    def _finish_critic(self, response: ModelResponse, command: Any, index: int, draft: AIMessage,
+                       critique: AIMessage, revised: AIMessage, decision: RouteDecision):
+        final = _tag(draft, decision, route="critic", adapter=decision.adapter, calls=3, content=revised.content,
+                     usage=_usage([draft, critique, revised]))
+        messages = list(response.result)
+        messages[index] = final
+        return _rewrap(ModelResponse(result=messages, structured_response=response.structured_response), command)
+
+    # -- the hooks -------------------------------------------------------------------------------
+
+    def wrap_model_call(self, request: ModelRequest, handler):
+        query = _last_query(request.messages)
+        if query is None:
+            return handler(request)
+        decision = self.router.route(query)
+        if decision.route == "expert":
+            return self._one_call(handler(self._expert_request(request, decision.adapter)), decision,
+                                  route="expert", adapter=decision.adapter)
+        if decision.route != "critic" or self._run_mode(request) != "uno":
+            return self._one_call(handler(request), decision, route="base", adapter=None)
+        result = handler(request)
+        response, command = _as_model_response(result)
+        i = _last_ai_index(response)
+        if i is None or response.result[i].tool_calls or response.structured_response is not None:
+            return result
+        draft = response.result[i]
+        model = self._critic_model(request)
+        critique = model.invoke(prompts.critic_messages(query, draft.text), adapter=decision.adapter)
+        revised = model.invoke(prompts.revise_messages(query, draft.text, critique.text), adapter=None)
+        return self._finish_critic(response, command, i, draft, critique, revised, decision)
+
+    async def awrap_model_call(self, request: ModelRequest, handler):
+        query = _last_query(request.messages)
+        if query is None:
+            return await handler(request)
+        decision = await asyncio.to_thread(self.router.route, query)
+        if decision.route == "expert":
+            return self._one_call(await handler(self._expert_request(request, decision.adapter)), decision,
+                                  route="expert", adapter=decision.adapter)
+        if decision.route != "critic" or self._run_mode(request) != "uno":
+            return self._one_call(await handler(request), decision, route="base", adapter=None)
+        result = await handler(request)
+        response, command = _as_model_response(result)
+        i = _last_ai_index(response)
+        if i is None or response.result[i].tool_calls or response.structured_response is not None:
+            return result
+        draft = response.result[i]
+        model = self._critic_model(request)
+        critique = await model.ainvoke(prompts.critic_messages(query, draft.text), adapter=decision.adapter)
+        revised = await model.ainvoke(prompts.revise_messages(query, draft.text, critique.text), adapter=None)
+        return self._finish_critic(response, command, i, draft, critique, revised, decision)
+
