@@ -9,24 +9,26 @@ so the verifier can pick an epoch afterwards. Example::
     >>> result.epoch_dirs[-1]                                                    # doctest: +SKIP
     PosixPath('runs/x/epoch-3')
 
-Speed on CPU (see benchmarks/bench_trainer.py). TRL's DPO defaults cost more than a plain torch
-loop on the same batches. The options below are all public config fields; none changes the loss:
+Speed on CPU (numbers: benchmarks/bench_trainer.py). With its defaults TRL 1.16 ran a DPO step
+about twice as slow as a plain torch loop on the same batches. None of the changes below alters
+the loss (the benchmark checks the first-step loss against the plain loop):
 
-* `gradient_checkpointing=False`: TRL turns it on by default, which re-runs every layer's forward
-  in the backward pass; a 135M model needs no memory saving.
-* `precompute_ref_log_probs=True` (DPO): the reference (adapter disabled) is fixed, so its
-  log-probs are computed once for the data set (in large batches) instead of in every step of
-  every epoch.
+* `gradient_checkpointing=False` (public field; TRL turns it on by default): it re-runs every
+  layer's forward in the backward pass, and a 135M model needs no memory saving.
+* `precompute_ref_log_probs=True` (DPO, public field): the reference (base, adapter disabled) is
+  fixed, so its log-probs are computed once for the data set, in batches of 16, instead of once
+  per step in every epoch.
 * `bf16=False`, `use_cpu=True`: TRL defaults to bf16 autocast, which is slow on most CPUs.
-* `dataloader_pin_memory=False`, `dataloader_num_workers=0`: no GPU to pin for, and worker
+* `dataloader_num_workers=0`, `dataloader_pin_memory=False`: no GPU to pin for, and worker
   processes would compete with the two training threads.
-* `max_length=None`: truncation is done here, explicitly, by `_TruncatingCollator`
-  (`max_prompt_tokens` from the left, `max_answer_tokens` from the right).
-* `report_to=[]`, `save_strategy="no"`, `logging_strategy="epoch"`: no per-step syncs/writes.
-
-TRL's fused LM head also computes per-token entropy, mean logit and top-1 accuracy for its logs
-(on CPU over every position of the batch, prompt and padding included). No config field turns
-these off; the benchmark measures what they cost.
+* `report_to=[]`, `save_strategy="no"`, `logging_strategy="epoch"`: no per-step writes or syncs.
+* `max_length=None` + `_TruncatingCollator`: the length limits are applied explicitly
+  (`max_prompt_tokens` keeping the prompt's end, `max_answer_tokens` keeping the answer's start).
+* The biggest one has no config field: TRL's fused LM head scores every position of the batch on
+  CPU (prompt and padding included) and computes its logging metrics (entropy, top-1, mean logit)
+  over all of them; on CUDA it scores only the labelled positions. `_score_labelled_positions_only`
+  gives CPU the CUDA path (TRL's own autograd function, the same outputs); DPO needs a one-method
+  subclass so that it is in place before the reference log-probs are precomputed.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ import logging
 import os
 import shutil
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -421,7 +424,9 @@ def train_adapter(
     Raises ConfigError for an unknown objective, no examples, or (dpo_sft) an example without
     a rejected answer.
     """
-    with _quiet(not progress):
+    with _quiet(not progress), warnings.catch_warnings():
+        # TRL 1.16 calls the deprecated `is_gradient_checkpointing`; nothing for our callers to fix
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
         trainer, record = build_trainer(
             base_model_path, examples, objective, out_dir, lora=lora, settings=settings, progress=progress
         )
