@@ -35,7 +35,7 @@ def test_expert_adapter_learns_the_preference(real, tmp_path):
                              chosen=f"TL;DR: short answer.\n{q.split()[-1]} is easy.", rejected="Well, it depends.")
                 for q in QUESTIONS]
     result = train_adapter(lm.path, examples, "dpo_sft", tmp_path / "expert", lora=LoraSettings(),
-                           settings=TrainSettings(epochs=2, learning_rate=1e-3, max_prompt_tokens=64,
+                           settings=TrainSettings(epochs=6, learning_rate=2e-3, sft_weight=0.8, max_prompt_tokens=64,
                                                   max_answer_tokens=32), progress=False)
     assert result.losses[-1] < result.losses[0]
     chat.load_adapter("tldr", result.epoch_dirs[-1])

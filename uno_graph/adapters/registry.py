@@ -50,7 +50,9 @@ def adapter_path(adapters_root: Path, cluster_id: str, role: str) -> Path:
         raise ConfigError(f"adapter role {role!r} is invalid; allowed: {list(ROLES)}")
     cluster_id = str(cluster_id)
     if not cluster_id or cluster_id.startswith(".") or "/" in cluster_id or "\\" in cluster_id:
-        raise ConfigError(f"cluster id {cluster_id!r} is invalid; expected a non-empty name without '/' or a leading '.'")
+        raise ConfigError(
+            f"cluster id {cluster_id!r} is invalid; expected a non-empty name without '/' or a leading '.'"
+        )
     return Path(adapters_root) / cluster_id / role
 
 

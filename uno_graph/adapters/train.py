@@ -33,7 +33,6 @@ the loss (the benchmark checks the first-step loss against the plain loop):
 
 from __future__ import annotations
 
-import logging
 import os
 import shutil
 import time
@@ -47,8 +46,6 @@ from typing import Any
 from uno_graph.config import LoraSettings, TrainSettings
 from uno_graph.errors import ConfigError, require
 from uno_graph.workdir import fingerprint
-
-log = logging.getLogger(__name__)
 
 Messages = list[dict[str, str]]
 
