@@ -121,7 +121,8 @@ class _Bad(Exception):
         self.message = message
 
 
-def _messages(raw: Any, field_name: str) -> tuple[dict[str, str], ...]:
+def _messages_only(raw: Any, field_name: str) -> tuple[dict[str, str], ...]:
+    """A list of {"role", "content"} turns with known roles (no check of what the turns say)."""
     if not isinstance(raw, list) or not raw:
         raise _Bad(field_name, "must be a non-empty list of {\"role\", \"content\"} objects")
     out = []
@@ -139,6 +140,12 @@ def _messages(raw: Any, field_name: str) -> tuple[dict[str, str], ...]:
         if not isinstance(content, str):
             raise _Bad(f"{where}.content", f"must be a string, got {type(content).__name__}")
         out.append({"role": role, "content": content})
+    return tuple(out)
+
+
+def _messages(raw: Any, field_name: str) -> tuple[dict[str, str], ...]:
+    """A log's turns: a non-empty user question followed by the system's non-empty answer."""
+    out = list(_messages_only(raw, field_name))
     first_user = next((i for i, m in enumerate(out) if m["role"] == "user"), None)
     if first_user is None:
         raise _Bad(field_name, "has no 'user' turn; a log needs the user's question")
