@@ -56,8 +56,9 @@ class AdapterEcho(BaseChatModel):
         last = str(messages[-1].content)
         self.calls.append((adapter, last))
         text = f"[{adapter or 'base'}] {last[:40]}"
-        msg = AIMessage(content=text, usage_metadata={"input_tokens": len(last.split()), "output_tokens": len(text.split()),
-                                                      "total_tokens": len(last.split()) + len(text.split())})
+        n_in = sum(len(str(m.content).split()) for m in messages)  # the whole prompt, as a real model counts
+        msg = AIMessage(content=text, usage_metadata={"input_tokens": n_in, "output_tokens": len(text.split()),
+                                                      "total_tokens": n_in + len(text.split())})
         return ChatResult(generations=[ChatGeneration(message=msg)])
 
 

@@ -141,6 +141,27 @@ def cmd_chat(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_eval(args: argparse.Namespace) -> int:
+    from uno_graph.evaluate import evaluate, format_summary
+
+    judge = None
+    if args.judge_model:
+        from uno_graph.chat_model import UnoChatModel
+
+        judge = UnoChatModel.from_pretrained(args.judge_model, max_new_tokens=4)
+    systems = [s.strip() for s in args.systems.split(",") if s.strip()]
+    result = evaluate(args.workdir, args.testset, args.out, systems=systems, check=args.check,
+                      dataset_check=args.dataset_check, judge=judge, batch_size=args.batch_size,
+                      progress=not args.quiet, plot_dir=args.plot)
+    for problem in result.problems[:20]:
+        print(f"  skipped {problem}")
+    print(format_summary(result.summary))
+    print(f"\npredictions: {result.out}   summary: {result.out}.summary.json")
+    for path in result.summary.get("plots", []):
+        print(f"plot: {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="uno-graph", description="Learn from user logs; serve what was learned.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
@@ -174,6 +195,27 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("question")
             p.add_argument("--json", action="store_true", help="one machine-readable JSON line")
         p.set_defaults(func=cmd_ask if name == "ask" else cmd_chat)
+
+    p = sub.add_parser("eval", help="answer a test set with base / UNO / UNO-Single / rules-in-context and score them")
+    p.add_argument("testset", help="JSONL test items: id, messages (or query), metadata, optional reference")
+    p.add_argument("--workdir", required=True)
+    p.add_argument("--out", required=True, help="predictions JSONL (rerun to resume); a .summary.json is written next to it")
+    p.add_argument("--systems", default="base,uno,uno_single,rules_in_context",
+                   help="comma-separated subset of base, uno, uno_single, rules_in_context")
+    p.add_argument("--check", default=None, help="per-item check: module:function or path/file.py:function, "
+                                                 "called as fn(item, answer) -> bool | float")
+    p.add_argument("--dataset-check", default=None, help="per-system check over the whole set: fn(items, answers)")
+    p.add_argument("--judge-model", default=None, help="local model for a pairwise LLM judge against base "
+                                                       f"(e.g. {DEFAULT_MODEL})")
+    p.add_argument("--batch-size", type=int, default=8, help="items per batched generation; 1 = each item "
+                                                             "through the compiled graph (real per-request latency)")
+    p.add_argument("--plot", default=None, metavar="DIR", help="write before/after and score-vs-tokens PNGs here")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_eval)
+
+    from uno_graph.openai_server import add_serve_openai_parser
+
+    add_serve_openai_parser(sub)
 
     p = sub.add_parser("inspect", help="clusters, routes, rules and adapters of a work directory")
     p.add_argument("--workdir", required=True)

@@ -28,7 +28,8 @@ class Embedder:
 
     @property
     def dim(self) -> int:
-        return int(self.model.get_sentence_embedding_dimension())
+        get = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
+        return int(get())
 
     def encode(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
         if not texts:

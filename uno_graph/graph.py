@@ -7,36 +7,85 @@
 Modes: ``uno`` (Critic clusters go through critique → revise) and ``uno_single`` (Critic clusters
 are answered by the base model: one call, no extra tokens). The builder is returned uncompiled, with
 no checkpointer, so a parent graph or `langgraph.json` brings its own.
+
+Each step can use its own chat model (``models={"expert": ..., "critic": ..., "base": ...}``), e.g.
+Expert answers from an OpenAI-compatible LoRA server (`uno_graph.endpoint.EndpointChatModel`) and
+the rest from the local `UnoChatModel`. A `UnoSystem` picks up newly published adapters with
+`reload()` (or `watch()`), and graphs already compiled from it follow on their next call.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
-from dataclasses import dataclass
+import logging
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from langgraph.graph import END, START, StateGraph
 
 from uno_graph.config import UnoConfig
-from uno_graph.errors import ArtifactError, ConfigError
-from uno_graph.nodes import (make_base_generate, make_critique, make_expert_generate, make_revise, make_route,
-                             next_after_base, next_after_route)
-from uno_graph.router import Router, adapter_name
+from uno_graph.errors import AdapterNotFoundError, ArtifactError, ConfigError
+from uno_graph.nodes import (
+    make_base_generate,
+    make_critique,
+    make_expert_generate,
+    make_revise,
+    make_route,
+    next_after_base,
+    next_after_route,
+)
+from uno_graph.router import Router, RouteTable
 from uno_graph.state import MessagesIO, UnoContext, UnoState
 
+log = logging.getLogger(__name__)
+
 MODES = ("uno", "uno_single")
+STEPS = ("expert", "critic", "base")  # Expert answers, critiques, base answers (drafts and revisions too)
 
 
-def build_graph(model, router: Router, mode: str = "uno") -> StateGraph:
-    """An uncompiled UNO graph whose input and output schemas hold `messages` only."""
+def step_models(model, models: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The chat model of each step: `models[step]` where given, else `model`."""
+    models = dict(models or {})
+    unknown = sorted(set(models) - set(STEPS))
+    if unknown:
+        raise ConfigError(f"models has unknown step(s) {unknown}; allowed: {list(STEPS)}")
+    chosen = {step: models.get(step, model) for step in STEPS}
+    missing = [step for step, m in chosen.items() if m is None]
+    if missing:
+        raise ConfigError(f"no chat model for step(s) {missing}; pass `model`, or models={{step: chat model}} for each")
+    return chosen
+
+
+def build_graph(model, router: Router, mode: str = "uno", *, models: Mapping[str, Any] | None = None) -> StateGraph:
+    """An uncompiled UNO graph whose input and output schemas hold `messages` only.
+
+    Args:
+        model: the chat model of every step: called as `model.invoke(messages, adapter=name_or_None)`
+            (`UnoChatModel`, `EndpointChatModel`).
+        router: routes a query to expert | critic | base.
+        mode: "uno" or "uno_single".
+        models: per-step overrides, keys from `STEPS`: "expert" answers Expert clusters with their
+            adapter, "critic" writes critiques with the Critic adapter, "base" answers everything else
+            and drafts and revises on Critic clusters.
+
+    Example:
+        >>> remote = EndpointChatModel(base_url="http://127.0.0.1:8001/v1", model="smollm2")   # doctest: +SKIP
+        >>> build_graph(local, router, models={"expert": remote}).compile()                  # doctest: +SKIP
+    """
     if mode not in MODES:
         raise ConfigError(f"mode {mode!r} is not known; expected one of {list(MODES)}")
+    chosen = step_models(model, models)
     builder = StateGraph(UnoState, context_schema=UnoContext, input_schema=MessagesIO, output_schema=MessagesIO)
     builder.add_node("route", make_route(router))
-    builder.add_node("expert_generate", make_expert_generate(model))
-    builder.add_node("base_generate", make_base_generate(model, mode))
-    builder.add_node("critique", make_critique(model))
-    builder.add_node("revise", make_revise(model))
+    builder.add_node("expert_generate", make_expert_generate(chosen["expert"]))
+    builder.add_node("base_generate", make_base_generate(chosen["base"], mode))
+    builder.add_node("critique", make_critique(chosen["critic"]))
+    builder.add_node("revise", make_revise(chosen["base"]))
     builder.add_edge(START, "route")
     builder.add_conditional_edges("route", next_after_route, ["expert_generate", "base_generate"])
     builder.add_edge("expert_generate", END)
@@ -46,43 +95,212 @@ def build_graph(model, router: Router, mode: str = "uno") -> StateGraph:
     return builder
 
 
+@dataclass(frozen=True)
+class Reloaded:
+    """What `UnoSystem.reload` changed."""
+
+    adapters: tuple[str, ...]  # adapters the new table routes to (all validated and loaded)
+    added: tuple[str, ...]  # of those, the ones not served before
+    dropped: tuple[str, ...]  # served before, no longer routed to (unloaded at the next reload)
+    pending: tuple[str, ...]  # clusters a running `learn` has not finished (served by the base model)
+
+
+class Watcher:
+    """The background thread of `UnoSystem.watch`; `stop()` ends it."""
+
+    def __init__(self, system: UnoSystem, interval_s: float) -> None:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(system, interval_s), name="uno-graph-watch",
+                                        daemon=True)
+        self._thread.start()
+
+    def _run(self, system: UnoSystem, interval_s: float) -> None:
+        refused = None
+        while not self._stop.wait(interval_s):
+            stamp = None
+            try:
+                table = RouteTable.read(system.store)
+                stamp = system.stamp(table)
+                if table.pending() or stamp in (system.served_stamp, refused):
+                    continue  # unchanged, already refused, or a `learn` run is mid-way: keep serving
+                system.reload()
+            except ArtifactError as exc:
+                refused = stamp
+                log.error("%s", exc)
+            except Exception:  # e.g. the Chroma server is restarting: try again on the next tick
+                log.warning("checking the work directory for changes failed; retrying", exc_info=True)
+
+    def stop(self, timeout: float | None = None) -> None:
+        self._stop.set()
+        self._thread.join(timeout)
+
+
 @dataclass
 class UnoSystem:
-    """Everything a work directory serves with: chat model (+ adapters), store, router."""
+    """Everything a work directory serves with: chat model(s) and adapters, store, router.
+
+    `reload()` serves what `uno-graph learn` published since loading, without a restart; graphs
+    compiled from this system before (`graph()`) use the new table and adapters on their next call.
+    """
 
     root: Path
     config: UnoConfig
-    model: object
-    store: object
+    model: Any  # the local chat model; None when `models` gives every step its own
+    store: Any
     router: Router
+    models: dict[str, Any] = field(default_factory=dict)  # per-step chat models (see `build_graph`)
+    served: dict[str, tuple[str, Path]] = field(default_factory=dict)  # adapter name -> (role, path) routed to
+    served_stamp: str | None = None  # `stamp` of the table being served
+    _retired: dict[str, str] = field(default_factory=dict, repr=False)  # adapter name -> role, unloaded next reload
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
-    def load(cls, workdir: str | Path, *, model=None, store=None, embedder=None) -> "UnoSystem":
-        """Load and validate a learned system; fails before the first answer if anything is off."""
-        from uno_graph.adapters.registry import validate_adapter
+    def load(cls, workdir: str | Path, *, model=None, store=None, embedder=None, chroma_url: str | None = None,
+             models: Mapping[str, Any] | None = None) -> UnoSystem:
+        """Load and validate a learned system; fails before the first answer if anything is off.
+
+        Args:
+            workdir: a work directory written by `uno-graph learn` (adapters are read from it).
+            model: the local chat model (default: a `UnoChatModel` of the base model in system.json,
+                loaded only when some step has no model in `models`).
+            store: a `UnoStore` (default: the server at `chroma_url`, else `<workdir>/chroma`).
+            embedder: the query embedder (default: the one named in system.json).
+            chroma_url: `http://host:port` of a `chroma run` server holding this work directory's
+                table (push it there with `UnoStore.copy_to`).
+            models: per-step chat models (see `build_graph`), e.g. `{"expert": EndpointChatModel(...)}`.
+
+        Example:
+            >>> system = UnoSystem.load("runs/demo", chroma_url="http://127.0.0.1:8000")   # doctest: +SKIP
+            >>> system.graph().invoke({"messages": [("user", "How do I boil an egg?")]})   # doctest: +SKIP
+        """
         from uno_graph.embeddings import shared_embedder
         from uno_graph.store import UnoStore
 
         root = Path(workdir)
-        system_file = root / "system.json"
-        if not system_file.exists():
-            raise ArtifactError(f"{root} has no system.json; run `uno-graph learn LOGS --workdir {root}` first")
-        config = UnoConfig.from_dict(json.loads(system_file.read_text())["config"])
-        store = store or UnoStore.persistent(root / "chroma")
-        if model is None:
+        config = load_config(root)
+        if store is not None and chroma_url:
+            raise ConfigError("pass either store= or chroma_url=, not both")
+        if store is None:
+            store = UnoStore.connect(chroma_url) if chroma_url else UnoStore.persistent(root / "chroma")
+        models = dict(models or {})
+        if model is None and any(step not in models for step in STEPS):
             from uno_graph.chat_model import UnoChatModel
 
             model = UnoChatModel.from_pretrained(config.base_model, max_new_tokens=config.max_new_tokens)
-        for row in store.table():
-            if row.get("route") in ("expert", "critic") and row.get("adapter"):
-                path = root / row["adapter"]
-                validate_adapter(path, config.base_model)
-                name = adapter_name(row["id"], row["route"])
-                if name not in model.adapter_names:
-                    model.load_adapter(name, path)
+        step_models(model, models)
         router = Router(store, embedder or shared_embedder(config.embedder), config)
-        return cls(root, config, model, store, router)
+        system = cls(root, config, model, store, router, models)
+        system.served = system._load_adapters(router.table)
+        system.served_stamp = system.stamp(router.table)
+        return system
+
+    def model_for(self, step: str) -> Any:
+        """The chat model that runs `step` ("expert", "critic" or "base")."""
+        return step_models(self.model, self.models)[step]
 
     def graph(self, mode: str = "uno"):
         """The compiled graph (no checkpointer)."""
-        return build_graph(self.model, self.router, mode).compile(name=f"uno-{mode}")
+        return build_graph(self.model, self.router, mode, models=self.models).compile(name=f"uno-{mode}")
+
+    # -- picking up new adapters ------------------------------------------------------------------
+
+    def reload(self) -> Reloaded:
+        """Serve the store's current cluster table: validate and load its new or retrained adapters,
+        then switch routing to it in one step.
+
+        All or nothing: if any adapter the table routes to is missing, incomplete or does not match
+        its manifest, `ArtifactError` is raised and the previous table and adapters keep serving.
+        Adapters no longer routed to are unloaded at the following reload, so a query routed just
+        before this one still finds its adapter.
+
+        Example:
+            >>> graph = system.graph()                           # doctest: +SKIP
+            >>> # ... `uno-graph learn` publishes new adapters into the work directory ...
+            >>> system.reload().added                            # doctest: +SKIP
+            ('c7/expert',)
+        """
+        with self._lock:
+            config = load_config(self.root)
+            for name in ("base_model", "embedder"):
+                if getattr(config, name) != getattr(self.config, name):
+                    raise ArtifactError(
+                        f"reload refused: system.json now names {name} {getattr(config, name)!r} but this process "
+                        f"serves {getattr(self.config, name)!r}; restart the server to switch models")
+            table = self.router.read_table()
+            pending = table.pending()
+            if pending:
+                log.warning("clusters %s are pending (a `learn` run is in progress); they route to the base model "
+                            "until it finishes and the system is reloaded again", pending)
+            try:
+                served = self._load_adapters(table)
+            except ArtifactError as exc:
+                raise ArtifactError(f"reload refused, the previous table keeps serving: {exc}") from exc
+            self.router.use(table)
+            previous, self.served, self.served_stamp = self.served, served, self.stamp(table)
+            for name, role in self._retired.items():
+                if name not in served:
+                    with contextlib.suppress(AdapterNotFoundError):
+                        self.model_for(role).unload_adapter(name)
+            self._retired = {name: role for name, (role, _) in previous.items() if name not in served}
+            return Reloaded(adapters=tuple(served), added=tuple(n for n in served if n not in previous),
+                            dropped=tuple(self._retired), pending=tuple(pending))
+
+    def watch(self, interval_s: float = 10.0) -> Watcher:
+        """Reload in a background thread whenever the table or a routed adapter changes.
+
+        Checks every `interval_s` seconds (one read of the cluster table and a `stat` per adapter),
+        waits while a `learn` run has clusters pending, and logs a refused reload, retrying once
+        the work directory changes again.
+
+        Example:
+            >>> watcher = system.watch(30)      # doctest: +SKIP
+            >>> watcher.stop()                  # doctest: +SKIP
+        """
+        if interval_s <= 0:
+            raise ConfigError(f"interval_s must be a positive number of seconds, got {interval_s}")
+        return Watcher(self, interval_s)
+
+    def stamp(self, table: RouteTable) -> str:
+        """A fingerprint of what serving `table` depends on: its rows and centroids, and the
+        manifest files of the adapters it routes to (publishing renames a new directory into place)."""
+        digest = hashlib.sha256(json.dumps(table.rows, sort_keys=True, default=str).encode())
+        digest.update(table.centroids.tobytes())
+        for name, (_, rel) in sorted(table.adapters().items()):
+            try:
+                st = (self.root / rel / "manifest.json").stat()
+                digest.update(f"{name}:{st.st_ino}:{st.st_mtime_ns}:{st.st_size}".encode())
+            except OSError:
+                digest.update(f"{name}:missing".encode())
+        return digest.hexdigest()
+
+    def _load_adapters(self, table: RouteTable) -> dict[str, tuple[str, Path]]:
+        """Validate every adapter `table` routes to, then load each onto its step's model.
+
+        Nothing is loaded unless all are valid; if a load fails, adapters this call added are unloaded.
+        """
+        from uno_graph.adapters.registry import validate_adapter
+
+        wanted = {name: (role, self.root / rel) for name, (role, rel) in table.adapters().items()}
+        for role, path in wanted.values():
+            validate_adapter(path, self.config.base_model)
+        added = []
+        try:
+            for name, (role, path) in wanted.items():
+                self.model_for(role).load_adapter(name, path)  # a retrained adapter (new files) is reloaded
+                if name not in self.served:
+                    added.append((role, name))
+        except BaseException:
+            for role, name in added:
+                with contextlib.suppress(AdapterNotFoundError):
+                    self.model_for(role).unload_adapter(name)
+            raise
+        return wanted
+
+
+def load_config(workdir: str | Path) -> UnoConfig:
+    """The `UnoConfig` a work directory was learned with (its `system.json`)."""
+    root = Path(workdir)
+    system_file = root / "system.json"
+    if not system_file.exists():
+        raise ArtifactError(f"{root} has no system.json; run `uno-graph learn LOGS --workdir {root}` first")
+    return UnoConfig.from_dict(json.loads(system_file.read_text())["config"])

@@ -1,15 +1,27 @@
-"""Routing: embed the query, find the nearest centroid in Chroma, and pick the cluster's route.
+"""Routing: embed the query, find the nearest centroid, and pick the cluster's route.
 
 A query farther than the cluster's reach (or the configured `route_threshold`) is served by the base
 model: the reference forced every query into some cluster's adapter.
+
+The router answers from a snapshot of the cluster table (`RouteTable`), read from Chroma when the
+router is built and swapped whole by `use` (see `UnoSystem.reload`). While `uno-graph learn` rewrites
+the table (clusters marked pending, routes set as adapters are published), a serving process keeps
+routing by the snapshot whose adapters it has loaded; a table of a few hundred centroids is searched
+exactly with numpy in microseconds, without a round trip to a Chroma server.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
 
 from uno_graph.config import UnoConfig
+from uno_graph.errors import ArtifactError
 from uno_graph.store import UnoStore
+
+ROUTED = ("expert", "critic")
 
 
 @dataclass(frozen=True)
@@ -20,21 +32,77 @@ class RouteDecision:
     adapter: str | None  # adapter name loaded in the chat model (= cluster_id/role)
 
 
+@dataclass(frozen=True)
+class RouteTable:
+    """One consistent read of the cluster table: ids, centroids (float32 rows) and rows."""
+
+    ids: tuple[str, ...] = ()
+    centroids: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=np.float32))
+    rows: tuple[dict[str, Any], ...] = ()
+
+    @classmethod
+    def read(cls, store: UnoStore) -> RouteTable:
+        ids, centroids, metas = store.read_clusters()
+        return cls(tuple(ids), centroids, tuple({"id": i, **m} for i, m in zip(ids, metas)))
+
+    @property
+    def dimension(self) -> int | None:
+        return int(self.centroids.shape[1]) if self.ids else None
+
+    def adapters(self) -> dict[str, tuple[str, str]]:
+        """Adapter name -> (role, adapter path relative to the work directory) for every routed cluster."""
+        return {adapter_name(row["id"], row["route"]): (row["route"], str(row["adapter"]))
+                for row in self.rows if row.get("route") in ROUTED and row.get("adapter")}
+
+    def pending(self) -> list[str]:
+        """Clusters a `learn` run has (re)created but not finished (their route is not final yet)."""
+        return [row["id"] for row in self.rows if row.get("status") == "pending"]
+
+    def nearest(self, vector: np.ndarray) -> tuple[dict[str, Any], float] | None:
+        """The nearest cluster's row and its L2 distance (None for an empty table)."""
+        if not self.ids:
+            return None
+        distances = np.linalg.norm(self.centroids - np.asarray(vector, dtype=np.float32)[None, :], axis=1)
+        best = int(np.argmin(distances))
+        return self.rows[best], float(distances[best])
+
+
 class Router:
+    """Routes a query by the current `RouteTable` (read from `store` at construction).
+
+    Example:
+        >>> router = Router(UnoStore.persistent("runs/demo/chroma"), embedder, UnoConfig())   # doctest: +SKIP
+        >>> router.route("How do I boil an egg?").adapter                                    # doctest: +SKIP
+        'c3/expert'
+    """
+
     def __init__(self, store: UnoStore, embedder, config: UnoConfig) -> None:
         self.store, self.embedder, self.config = store, embedder, config
-        store.check_dimension(embedder.dim)
+        self.table = self.read_table()
+
+    def read_table(self) -> RouteTable:
+        """A fresh snapshot of the store's cluster table, checked against the embedder (not yet used)."""
+        table = RouteTable.read(self.store)
+        dim = self.embedder.dim
+        if table.dimension is not None and table.dimension != dim:
+            raise ArtifactError(f"store centroids have {table.dimension} dimensions but the embedder gives {dim}; "
+                                "serve with the embedder named in system.json")
+        return table
+
+    def use(self, table: RouteTable) -> None:
+        """Route by `table` from the next query on (one attribute swap: a query sees the old or the new)."""
+        self.table = table
 
     def route(self, query: str) -> RouteDecision:
-        hits = self.store.nearest(self.embedder.encode([query])[0], k=1)
-        if not hits:
+        found = self.table.nearest(self.embedder.encode([query])[0])
+        if found is None:
             return RouteDecision("base", None, None, None)
-        hit = hits[0]
-        reach = self.config.route_threshold or float(hit.meta.get("radius", 0.0)) * self.config.route_margin
-        route = str(hit.meta.get("route", "base"))
-        if hit.distance > reach or route not in ("expert", "critic") or not hit.meta.get("adapter"):
-            return RouteDecision("base", hit.cluster_id if hit.distance <= reach else None, hit.distance, None)
-        return RouteDecision(route, hit.cluster_id, hit.distance, adapter_name(hit.cluster_id, route))
+        row, distance = found
+        reach = self.config.route_threshold or float(row.get("radius", 0.0)) * self.config.route_margin
+        route = str(row.get("route", "base"))
+        if distance > reach or route not in ROUTED or not row.get("adapter"):
+            return RouteDecision("base", row["id"] if distance <= reach else None, distance, None)
+        return RouteDecision(route, row["id"], distance, adapter_name(row["id"], route))
 
 
 def adapter_name(cluster_id: str, role: str) -> str:

@@ -10,6 +10,10 @@ download a model):
 
 Space is ``l2`` as in the reference (its centroids are not unit vectors, so cosine would re-rank).
 Chroma reports *squared* L2; this module returns plain L2 distances.
+
+The same store runs embedded (`UnoStore.persistent`, one process) or as a `chroma run` server
+(`UnoStore.http` / `UnoStore.connect("http://host:port")`) shared by the trainer and any number of
+serving processes; `copy_to` pushes a work directory's embedded store into a server.
 """
 
 from __future__ import annotations
@@ -18,10 +22,11 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import numpy as np
 
-from uno_graph.errors import ArtifactError
+from uno_graph.errors import ArtifactError, ConfigError
 
 CLUSTERS = "uno_clusters"
 RULES = "uno_rules"
@@ -32,6 +37,23 @@ def _settings():
     from chromadb.config import Settings
 
     return Settings(anonymized_telemetry=False, allow_reset=False)
+
+
+def _mirror(source, target, batch: int) -> None:
+    """Upsert every entry of one collection into another, then delete the target's extra entries."""
+    got = source.get(include=["embeddings", "metadatas", "documents"])
+    ids = list(got["ids"])
+    documents = got.get("documents")
+    has_documents = documents is not None and any(d is not None for d in documents)
+    for start in range(0, len(ids), batch):
+        part = slice(start, start + batch)
+        target.upsert(ids=ids[part], embeddings=np.asarray(got["embeddings"][part], dtype=np.float32).tolist(),
+                      metadatas=[dict(m) if m else None for m in got["metadatas"][part]],
+                      documents=list(documents[part]) if has_documents else None)
+    keep = set(ids)
+    stale = [i for i in target.get(include=[])["ids"] if i not in keep]
+    for start in range(0, len(stale), batch):
+        target.delete(ids=stale[start:start + batch])
 
 
 @dataclass(frozen=True)
@@ -55,7 +77,7 @@ class UnoStore:
         self.rules = client.get_or_create_collection(RULES, metadata=_SPACE, embedding_function=None)
 
     @classmethod
-    def persistent(cls, path: str | Path) -> "UnoStore":
+    def persistent(cls, path: str | Path) -> UnoStore:
         """Embedded store in a directory (one process at a time; see `http` for several)."""
         import chromadb
 
@@ -63,11 +85,39 @@ class UnoStore:
         return cls(chromadb.PersistentClient(path=str(path), settings=_settings()))
 
     @classmethod
-    def http(cls, host: str = "127.0.0.1", port: int = 8000) -> "UnoStore":
+    def http(cls, host: str = "127.0.0.1", port: int = 8000) -> UnoStore:
         """A `chroma run` server shared by the trainer and any number of serving processes."""
         import chromadb
 
         return cls(chromadb.HttpClient(host=host, port=port, settings=_settings()))
+
+    @classmethod
+    def connect(cls, url: str) -> UnoStore:
+        """A store at `http(s)://host:port` (a `chroma run` server).
+
+        Example:
+            >>> store = UnoStore.connect("http://127.0.0.1:8000")      # doctest: +SKIP
+        """
+        import chromadb
+
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ConfigError(f"chroma url {url!r} is invalid; expected http://HOST:PORT or https://HOST:PORT "
+                              "(the address `chroma run --host HOST --port PORT` listens on)")
+        port = parts.port or (443 if parts.scheme == "https" else 8000)
+        return cls(chromadb.HttpClient(host=parts.hostname, port=port, ssl=parts.scheme == "https",
+                                       settings=_settings()))
+
+    def copy_to(self, other: UnoStore) -> None:
+        """Make `other` hold exactly this store's clusters and rules (e.g. push a work directory's
+        embedded store into a `chroma run` server). Entries `other` has and this store lacks are deleted.
+
+        Example:
+            >>> UnoStore.persistent("runs/demo/chroma").copy_to(UnoStore.connect("http://127.0.0.1:8000"))  # doctest: +SKIP
+        """
+        batch = min(self.client.get_max_batch_size(), other.client.get_max_batch_size())
+        _mirror(self.clusters, other.clusters, batch)
+        _mirror(self.rules, other.rules, batch)
 
     # -- cluster table -----------------------------------------------------------------------
     def put_cluster(self, cluster_id: str, centroid: np.ndarray, meta: dict[str, Any]) -> None:
@@ -85,6 +135,15 @@ class UnoStore:
         if not got["ids"]:
             raise ArtifactError(f"cluster {cluster_id!r} is not in the store; rerun `uno-graph learn`")
         return dict(got["metadatas"][0])
+
+    def read_clusters(self) -> tuple[list[str], np.ndarray, list[dict[str, Any]]]:
+        """Every cluster's id, centroid (rows of a float32 matrix) and table row, read in one call."""
+        got = self.clusters.get(include=["embeddings", "metadatas"])
+        ids = list(got["ids"])
+        embeddings = got.get("embeddings")
+        centroids = (np.asarray(embeddings, dtype=np.float32) if ids and embeddings is not None
+                     else np.zeros((0, 0), dtype=np.float32))
+        return ids, centroids, [dict(m or {}) for m in got["metadatas"]]
 
     def table(self) -> list[dict[str, Any]]:
         """Every cluster row as a dict with its `id`, largest first."""

@@ -5,5 +5,5 @@ from uno_graph.nodes.generate import make_base_generate, make_expert_generate
 from uno_graph.nodes.revise import make_revise
 from uno_graph.nodes.route import make_route, next_after_base, next_after_route
 
-__all__ = sorted(["make_base_generate", "make_critique", "make_expert_generate", "make_revise", "make_route",
-                  "next_after_base", "next_after_route"])
+__all__ = ["make_base_generate", "make_critique", "make_expert_generate", "make_revise", "make_route",
+           "next_after_base", "next_after_route"]
