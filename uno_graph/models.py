@@ -102,6 +102,9 @@ def load_model(name_or_path: str = DEFAULT_MODEL, *, dtype: str = "float32") -> 
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # a per-tensor "Loading weights" bar for a ~1 s load is noise
     path = resolve_model_path(name_or_path)
     tokenizer = AutoTokenizer.from_pretrained(path)
     if tokenizer.pad_token is None:

@@ -266,23 +266,32 @@ def _gap(run: _Run, clusters, rows) -> dict[str, dict[str, Any]]:
     stage = "gap"
     by_id = {r["id"]: r for r in rows}
     eligible = [c for c in clusters if c["eligible"]]
-    inputs = fingerprint(run.wd.output_fingerprint("clusters"), run.config.base_model, run.config.gap_threshold)
+    inputs = fingerprint(run.wd.output_fingerprint("clusters"), run.config.base_model, run.config.gap_threshold,
+                         run.config.min_gap_separation)
     if run.wd.begin(stage, inputs):
         done = {g["cluster_id"] for g in run.wd.read(stage)}
         cal = None
         threshold = run.config.gap_threshold
+        informative = True
         if threshold is None:
             cal = calibrate(run.scorer, [by_id[m]["query"] for c in eligible for m in c["members"]])
             threshold = cal.threshold
+            informative = cal.separation >= run.config.min_gap_separation
+            if not informative:
+                log.warning("gap scorer separates its calibration anchors by only %.3f (< %.3f): the gap test is "
+                            "uninformative, every cluster tries an Expert and the verifier decides",
+                            cal.separation, run.config.min_gap_separation)
         with run.wd.append(stage) as out:
             for c in tqdm(eligible, desc="gap", unit="cluster", disable=not run.progress):
                 if c["id"] in done:
                     continue
                 stats = cluster_gap(run.scorer, [by_id[m] for m in c["members"]])
-                decision = "critic" if stats["scored_logs"] and stats["min_novelty"] >= threshold else "expert"
+                high_gap = bool(stats["scored_logs"]) and stats["min_novelty"] >= threshold
+                decision = "critic" if high_gap and informative else "expert"
                 out.write({"cluster_id": c["id"], **{k: round(v, 4) if isinstance(v, float) else v for k, v in stats.items()},
-                           "threshold": round(threshold, 4), "decision": decision})
-        run.wd.mark_done(stage, inputs, {"threshold": threshold, "calibration": cal.to_dict() if cal else None})
+                           "threshold": round(threshold, 4), "decision": decision, "informative": informative})
+        run.wd.mark_done(stage, inputs, {"threshold": threshold, "calibration": cal.to_dict() if cal else None,
+                                         "informative": informative})
     run.timed("gap", t)
     return {g["cluster_id"]: g for g in run.wd.read(stage)}
 
