@@ -127,6 +127,16 @@ def test_verifier_bleu_guard_and_ties():
     assert better.win_rate == 1.0 and same.win_rate == 0.5 and drift.win_rate == 0.0
 
 
+def test_verifier_lets_an_expert_win_when_users_asked_for_brevity():
+    base = ("The capital of Peru is Lima. Lima is a large city on the Pacific coast, founded in 1535, and it is "
+            "home to many museums, markets and historic churches that visitors enjoy throughout the year.")
+    items = [{"query": "Capital of Peru?", "rules": [], "chosen": "The capital of Peru is Lima.", "rejected": base}]
+    short = simulated_win_rate(items, [base], ["The capital of Peru is Lima."], ContrastJudge())
+    assert short.win_rate == 1.0  # < 10 % of base's length and BLEU's brevity penalty would have sunk it
+    unrelated = simulated_win_rate(items, [base], ["Bananas grow in warm places; monkeys like them a lot."], ContrastJudge())
+    assert unrelated.win_rate == 0.0  # the drift guard still holds: the words must come from the base answer
+
+
 def test_torn_tail_is_dropped_and_stage_resumes(tmp_path):
     path = tmp_path / "s.jsonl"
     path.write_text(json.dumps({"id": 1}) + "\n" + '{"id": 2, "x"')  # killed mid-write

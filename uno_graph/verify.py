@@ -142,6 +142,12 @@ def simulated_win_rate(val_items: list[dict[str, Any]], base_answers: list[str],
     An item earns nothing when the candidate is under 10 % of the base answer's length, or (the
     BLEU drift guard) when its BLEU-4 against the base answer is not above `bleu_threshold`.
     val_items: {query, rules, chosen, rejected}.
+
+    Both guards assume users never want a shorter answer, which rejects every Expert whose users
+    asked for brevity (a one-sentence answer is under 10 % of a paragraph, and BLEU's brevity
+    penalty sends it to ~0). So the length floor is 10 % of the shorter of the base answer and the
+    answer the user endorsed, and the drift guard uses BLEU-4's n-gram precisions without the
+    brevity penalty: a candidate still has to be made of the base answer's words.
     """
     items = []
     for it, base, cand in zip(val_items, base_answers, candidate_answers):
@@ -150,9 +156,10 @@ def simulated_win_rate(val_items: list[dict[str, Any]], base_answers: list[str],
     wins, details = 0.0, []
     for n, (base, cand) in enumerate(zip(base_answers, candidate_answers)):
         cand_score, base_score = scores[2 * n], scores[2 * n + 1]
-        bleu = bleu4(cand, base)
+        bleu = bleu4(cand, base, brevity_penalty=False)
+        floor = 0.1 * min(len(base), len(val_items[n].get("chosen") or base))
         credit = 0.0
-        if cand_score is not None and base_score is not None and len(cand) >= 0.1 * len(base) and bleu > bleu_threshold:
+        if cand_score is not None and base_score is not None and len(cand) >= floor and bleu > bleu_threshold:
             credit = 1.0 if cand_score > base_score else 0.5 if cand_score == base_score else 0.0
         wins += credit
         details.append({"score": cand_score, "base_score": base_score, "bleu": round(bleu, 4), "credit": credit})
