@@ -123,7 +123,7 @@ def test_verifier_bleu_guard_and_ties():
     base = ["Take the train to Rome."] * 2
     better = simulated_win_rate(items, base, ["TL;DR: go. Take the train to Rome."] * 2, ContrastJudge())
     same = simulated_win_rate(items, base, base, ContrastJudge())
-    drift = simulated_win_rate(items, base, ["TL;DR: go. zebra zebra zebra"] * 2, ContrastJudge(), bleu_threshold=0.5)
+    drift = simulated_win_rate(items, base, ["zebra zebra zebra"] * 2, ContrastJudge())
     assert better.win_rate == 1.0 and same.win_rate == 0.5 and drift.win_rate == 0.0
 
 
@@ -134,7 +134,19 @@ def test_verifier_lets_an_expert_win_when_users_asked_for_brevity():
     short = simulated_win_rate(items, [base], ["The capital of Peru is Lima."], ContrastJudge())
     assert short.win_rate == 1.0  # < 10 % of base's length and BLEU's brevity penalty would have sunk it
     unrelated = simulated_win_rate(items, [base], ["Bananas grow in warm places; monkeys like them a lot."], ContrastJudge())
-    assert unrelated.win_rate == 0.0  # the drift guard still holds: the words must come from the base answer
+    assert unrelated.win_rate == 0.0  # anchored to the user's answer: no overlap, no win
+
+
+def test_drift_guard_applies_to_llm_judges_not_to_the_anchored_contrast_judge():
+    class Gullible:  # an LLM-like judge that loves anything
+        def scores(self, items):
+            return [9.0 if "zebra" in it["answer"] else 5.0 for it in items]
+
+    items = [{"query": "q", "rules": [], "chosen": "Take the train.", "rejected": "Walk."}]
+    gamed = simulated_win_rate(items, ["Take the bus to Rome, it is quick."], ["zebra zebra zebra zebra"], Gullible())
+    assert gamed.win_rate == 0.0  # BLEU drift guard
+    fixed = simulated_win_rate(items, ["Walk to Rome, it is far."], ["Take the train."], ContrastJudge())
+    assert fixed.win_rate == 1.0  # fixes the content users corrected, shares little with base: still wins
 
 
 def test_torn_tail_is_dropped_and_stage_resumes(tmp_path):

@@ -413,7 +413,7 @@ def _train_and_verify(run: _Run, cluster_id: str, examples, val) -> dict[str, An
     best = max(epochs, key=lambda e: e["win_rate"])  # max keeps the first on ties, as the reference
     verdict = {"accepted": best["win_rate"] >= cfg.win_rate_threshold, "win_rate": best["win_rate"],
                "epoch": best["epoch"], "epochs": [{k: e[k] for k in ("epoch", "win_rate")} for e in epochs],
-               "n_val": len(val), "train_seconds": trained.train_seconds}
+               "n_val": len(val), "train_seconds": trained.train_seconds, "details": best["details"]}
     if verdict["accepted"]:
         verdict["adapter"] = _publish(run, cluster_id, "expert", "dpo_sft", examples,
                                       trained.epoch_dirs[best["epoch"] - 1],

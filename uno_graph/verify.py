@@ -67,7 +67,13 @@ class LLMJudge:
 
 
 class ContrastJudge:
-    """Score = ROUGE-L(answer, chosen) − ROUGE-L(answer, rejected); needs both references."""
+    """Score = ROUGE-L(answer, chosen) − ROUGE-L(answer, rejected); needs both references.
+
+    `anchored`: its score is tied to text the user endorsed; the verifier then guards against drift
+    by asking the candidate to move towards that text, not to stay made of the base answer's words.
+    """
+
+    anchored = True
 
     def scores(self, items: list[dict[str, Any]]) -> list[float | None]:
         out: list[float | None] = []
@@ -147,7 +153,11 @@ def simulated_win_rate(val_items: list[dict[str, Any]], base_answers: list[str],
     asked for brevity (a one-sentence answer is under 10 % of a paragraph, and BLEU's brevity
     penalty sends it to ~0). So the length floor is 10 % of the shorter of the base answer and the
     answer the user endorsed, and the drift guard uses BLEU-4's n-gram precisions without the
-    brevity penalty: a candidate still has to be made of the base answer's words.
+    brevity penalty. The guard also passes a candidate made of the endorsed answer's words: with
+    the base answer as its only reference it rejected Experts for fixing what users corrected
+    ("The Seine ..." against a base answer about a river that does not exist). For a judge marked
+    `anchored` (ContrastJudge) the guard is instead that the candidate is at least as close
+    (ROUGE-L) to the endorsed answer as the base answer is: it must move towards what users wrote.
     """
     items = []
     for it, base, cand in zip(val_items, base_answers, candidate_answers):
@@ -156,10 +166,15 @@ def simulated_win_rate(val_items: list[dict[str, Any]], base_answers: list[str],
     wins, details = 0.0, []
     for n, (base, cand) in enumerate(zip(base_answers, candidate_answers)):
         cand_score, base_score = scores[2 * n], scores[2 * n + 1]
-        bleu = bleu4(cand, base, brevity_penalty=False)
-        floor = 0.1 * min(len(base), len(val_items[n].get("chosen") or base))
+        endorsed = val_items[n].get("chosen") or base
+        bleu = max(bleu4(cand, base, brevity_penalty=False), bleu4(cand, endorsed, brevity_penalty=False))
+        floor = 0.1 * min(len(base), len(endorsed))
+        if getattr(judge, "anchored", False):
+            on_course = rouge_l(cand, endorsed) >= rouge_l(base, endorsed)
+        else:
+            on_course = bleu > bleu_threshold
         credit = 0.0
-        if cand_score is not None and base_score is not None and len(cand) >= floor and bleu > bleu_threshold:
+        if cand_score is not None and base_score is not None and len(cand) >= floor and on_course:
             credit = 1.0 if cand_score > base_score else 0.5 if cand_score == base_score else 0.0
         wins += credit
         details.append({"score": cand_score, "base_score": base_score, "bleu": round(bleu, 4), "credit": credit})
