@@ -286,3 +286,23 @@ class TestUnoChatModelStandard(ChatModelUnitTests):
     @property
     def has_structured_output(self) -> bool:
         return False
+
+
+def test_lazy_adapter_loads_on_first_use(tiny_lm_dir, tmp_path):
+    from tests.test_serving_remote import make_lora
+    from uno_graph.chat_model import UnoChatModel
+    from uno_graph.errors import ArtifactError
+
+    lora = make_lora(tiny_lm_dir, tmp_path / "lora", seed=7)
+    eager = UnoChatModel.from_pretrained(str(tiny_lm_dir), max_new_tokens=5)
+    eager.load_adapter("e", lora)
+    lazy = UnoChatModel.from_pretrained(str(tiny_lm_dir), max_new_tokens=5)
+    lazy.load_adapter("l", lora, lazy=True)
+    assert "l" in lazy.adapter_names and "l" not in lazy._handles  # registered, not loaded
+    assert lazy.invoke("hello", adapter="l").content == eager.invoke("hello", adapter="e").content
+    assert "l" in lazy._handles
+    with pytest.raises(ArtifactError):
+        lazy.load_adapter("missing", tmp_path / "nope", lazy=True)
+    lazy.load_adapter("m", lora, lazy=True)
+    lazy.unload_adapter("m")
+    assert "m" not in lazy.adapter_names

@@ -535,6 +535,8 @@ class UnoChatModel(BaseChatModel):
 
     _engine: Any = PrivateAttr(default=None)
     _handles: dict[str, str] = PrivateAttr(default_factory=dict)  # public adapter name -> PEFT name
+    _lazy: dict[str, Path] = PrivateAttr(default_factory=dict)  # registered, loaded on first use
+    _lazy_lock: Any = PrivateAttr(default_factory=threading.Lock)
 
     # -- construction --------------------------------------------------------------------------------
 
@@ -589,10 +591,20 @@ class UnoChatModel(BaseChatModel):
 
     # -- adapters ------------------------------------------------------------------------------------
 
-    def load_adapter(self, name: str, path: str | Path) -> None:
+    def load_adapter(self, name: str, path: str | Path, *, lazy: bool = False) -> None:
         """Load the PEFT adapter in `path` under `name` (replacing a previous `name`). An adapter directory
-        already loaded on this base model (same files) is shared, not loaded twice."""
+        already loaded on this base model (same files) is shared, not loaded twice.
+
+        `lazy=True` checks the directory now and loads the weights on the first call that names the
+        adapter (a process that serves a few of many adapters starts faster; that first call waits).
+        """
         self._check_name(name)
+        if lazy:
+            _adapter_key(Path(path))  # the files must be there now
+            with self._lazy_lock:
+                self._lazy[name] = Path(path)
+            self.adapters = {**self.adapters, name: str(path)}
+            return
         internal = self._engine.acquire(Path(path), name)
         replaced = self._handles.get(name)
         self._handles[name] = internal
@@ -602,6 +614,11 @@ class UnoChatModel(BaseChatModel):
 
     def unload_adapter(self, name: str) -> None:
         """Forget `name`; its weights are freed once no `UnoChatModel` in the process uses them."""
+        with self._lazy_lock:
+            pending = self._lazy.pop(name, None)
+        if pending is not None and name not in self._handles:
+            self.adapters = {k: v for k, v in self.adapters.items() if k != name}
+            return
         if name not in self._handles:
             raise self._not_found(name)
         del self._handles[name]
@@ -610,8 +627,15 @@ class UnoChatModel(BaseChatModel):
 
     @property
     def adapter_names(self) -> list[str]:
-        """Names of the adapters this model can serve (besides the base model)."""
-        return list(self._handles)
+        """Names of the adapters this model can serve (besides the base model), lazily registered ones included."""
+        return list(self._handles) + [n for n in self._lazy if n not in self._handles]
+
+    def _load_pending(self, name: str) -> None:
+        with self._lazy_lock:
+            path = self._lazy.get(name)
+            if path is not None:
+                self.load_adapter(name, path)
+                del self._lazy[name]
 
     @property
     def tokenizer(self) -> Any:
@@ -705,6 +729,8 @@ class UnoChatModel(BaseChatModel):
         adapter = kwargs["adapter"] if "adapter" in kwargs else self.adapter
         if adapter == BASE_ADAPTER:
             adapter = None
+        if adapter is not None and adapter in self._lazy:
+            self._load_pending(adapter)
         if adapter is None:
             internal = None
         elif adapter in self._handles:

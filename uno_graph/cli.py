@@ -97,7 +97,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
     from uno_graph.graph import UnoSystem
     from uno_graph.state import UnoContext
 
-    system = UnoSystem.load(args.workdir)
+    system = UnoSystem.load(args.workdir, lazy_adapters=True)  # one question needs at most one adapter
     graph = system.graph(args.mode)
     reply = _answer(graph, [("user", args.question)], UnoContext(user_id=args.user_id))
     meta, usage = reply.response_metadata, reply.usage_metadata or {}

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import inspect
 import json
 import logging
 import threading
@@ -151,12 +152,13 @@ class UnoSystem:
     models: dict[str, Any] = field(default_factory=dict)  # per-step chat models (see `build_graph`)
     served: dict[str, tuple[str, Path]] = field(default_factory=dict)  # adapter name -> (role, path) routed to
     served_stamp: str | None = None  # `stamp` of the table being served
+    lazy_adapters: bool = False  # register adapters (files checked) and load their weights on first use
     _retired: dict[str, str] = field(default_factory=dict, repr=False)  # adapter name -> role, unloaded next reload
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
     def load(cls, workdir: str | Path, *, model=None, store=None, embedder=None, chroma_url: str | None = None,
-             models: Mapping[str, Any] | None = None) -> UnoSystem:
+             models: Mapping[str, Any] | None = None, lazy_adapters: bool = False) -> UnoSystem:
         """Load and validate a learned system; fails before the first answer if anything is off.
 
         Args:
@@ -168,6 +170,9 @@ class UnoSystem:
             chroma_url: `http://host:port` of a `chroma run` server holding this work directory's
                 table (push it there with `UnoStore.copy_to`).
             models: per-step chat models (see `build_graph`), e.g. `{"expert": EndpointChatModel(...)}`.
+            lazy_adapters: validate every adapter now (manifest, checksums) but load its weights on the
+                first call that needs it: a fast start for processes that use few of many adapters
+                (`uno-graph ask`); a long-running server keeps the default and pays the loads up front.
 
         Example:
             >>> system = UnoSystem.load("runs/demo", chroma_url="http://127.0.0.1:8000")   # doctest: +SKIP
@@ -189,7 +194,7 @@ class UnoSystem:
             model = UnoChatModel.from_pretrained(config.base_model, max_new_tokens=config.max_new_tokens)
         step_models(model, models)
         router = Router(store, embedder or shared_embedder(config.embedder), config)
-        system = cls(root, config, model, store, router, models)
+        system = cls(root, config, model, store, router, models, lazy_adapters=lazy_adapters)
         system.served = system._load_adapters(router.table)
         system.served_stamp = system.stamp(router.table)
         return system
@@ -286,7 +291,11 @@ class UnoSystem:
         added = []
         try:
             for name, (role, path) in wanted.items():
-                self.model_for(role).load_adapter(name, path)  # a retrained adapter (new files) is reloaded
+                model = self.model_for(role)
+                if self.lazy_adapters and "lazy" in inspect.signature(model.load_adapter).parameters:
+                    model.load_adapter(name, path, lazy=True)  # weights load on first use
+                else:
+                    model.load_adapter(name, path)  # a retrained adapter (new files) is reloaded
                 if name not in self.served:
                     added.append((role, name))
         except BaseException:
