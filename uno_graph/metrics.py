@@ -35,12 +35,8 @@ def rouge_l(candidate: str, reference: str) -> float:
     return 2 * precision * recall / (precision + recall)
 
 
-def bleu4(candidate: str, reference: str, *, brevity_penalty: bool = True) -> float:
-    """Sentence BLEU-4, uniform weights, NLTK's smoothing method 1 (epsilon 0.1 for empty n-gram matches).
-
-    `brevity_penalty=False` keeps only the n-gram precisions: how much of the candidate comes from
-    the reference, whatever its length.
-    """
+def bleu4(candidate: str, reference: str) -> float:
+    """Sentence BLEU-4, uniform weights, NLTK's smoothing method 1 (epsilon 0.1 for empty n-gram matches)."""
     c, r = tokens(candidate), tokens(reference)
     if not c or not r:
         return 0.0
@@ -51,5 +47,5 @@ def bleu4(candidate: str, reference: str, *, brevity_penalty: bool = True) -> fl
         total = max(sum(cand.values()), 1)
         match = sum(min(count, ref[g]) for g, count in cand.items())
         log_precision += math.log((match if match else 0.1) / total) / 4
-    brevity = 1.0 if len(c) > len(r) or not brevity_penalty else math.exp(1 - len(r) / len(c))
+    brevity = 1.0 if len(c) > len(r) else math.exp(1 - len(r) / len(c))
     return brevity * math.exp(log_precision)

@@ -69,8 +69,8 @@ class LLMJudge:
 class ContrastJudge:
     """Score = ROUGE-L(answer, chosen) − ROUGE-L(answer, rejected); needs both references.
 
-    `anchored`: its score is tied to text the user endorsed; the verifier then guards against drift
-    by asking the candidate to move towards that text, not to stay made of the base answer's words.
+    `anchored`: its score is tied to text the user endorsed; the verifier's drift guard then also
+    accepts a candidate that moves towards that text instead of staying made of the base's words.
     """
 
     anchored = True
@@ -149,15 +149,13 @@ def simulated_win_rate(val_items: list[dict[str, Any]], base_answers: list[str],
     BLEU drift guard) when its BLEU-4 against the base answer is not above `bleu_threshold`.
     val_items: {query, rules, chosen, rejected}.
 
-    Both guards assume users never want a shorter answer, which rejects every Expert whose users
-    asked for brevity (a one-sentence answer is under 10 % of a paragraph, and BLEU's brevity
-    penalty sends it to ~0). So the length floor is 10 % of the shorter of the base answer and the
-    answer the user endorsed, and the drift guard uses BLEU-4's n-gram precisions without the
-    brevity penalty. The guard also passes a candidate made of the endorsed answer's words: with
-    the base answer as its only reference it rejected Experts for fixing what users corrected
-    ("The Seine ..." against a base answer about a river that does not exist). For a judge marked
-    `anchored` (ContrastJudge) the guard is instead that the candidate is at least as close
-    (ROUGE-L) to the endorsed answer as the base answer is: it must move towards what users wrote.
+    Both guards assume users never want a shorter or a corrected answer: a one-sentence answer is
+    under 10 % of a paragraph, BLEU's brevity penalty sends it to ~0, and an Expert that replaces a
+    wrong river with the right one shares few 4-grams with the base answer. So the length floor is
+    10 % of the shorter of the base answer and the answer the user endorsed; the BLEU guard passes a
+    candidate made of the base answer's or the endorsed answer's words; and with a judge marked
+    `anchored` (ContrastJudge) a candidate also passes when it is at least as close (ROUGE-L) to the
+    endorsed answer as the base answer is. Text that does none of these earns nothing.
     """
     items = []
     for it, base, cand in zip(val_items, base_answers, candidate_answers):
@@ -167,12 +165,11 @@ def simulated_win_rate(val_items: list[dict[str, Any]], base_answers: list[str],
     for n, (base, cand) in enumerate(zip(base_answers, candidate_answers)):
         cand_score, base_score = scores[2 * n], scores[2 * n + 1]
         endorsed = val_items[n].get("chosen") or base
-        bleu = max(bleu4(cand, base, brevity_penalty=False), bleu4(cand, endorsed, brevity_penalty=False))
+        bleu = max(bleu4(cand, base), bleu4(cand, endorsed))
         floor = 0.1 * min(len(base), len(endorsed))
-        if getattr(judge, "anchored", False):
-            on_course = rouge_l(cand, endorsed) >= rouge_l(base, endorsed)
-        else:
-            on_course = bleu > bleu_threshold
+        on_course = bleu > bleu_threshold
+        if getattr(judge, "anchored", False):  # or it moves towards what the user wrote
+            on_course = on_course or rouge_l(cand, endorsed) >= rouge_l(base, endorsed)
         credit = 0.0
         if cand_score is not None and base_score is not None and len(cand) >= floor and on_course:
             credit = 1.0 if cand_score > base_score else 0.5 if cand_score == base_score else 0.0
