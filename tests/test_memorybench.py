@@ -23,7 +23,9 @@ from uno_graph.memorybench import (
     read_item_scores,
 )
 
-DATA = Path(os.environ.get(DATA_ENV) or Path(__file__).resolve().parents[2] / "shared" / "memorybench-data")
+_CANDIDATES = [Path(__file__).resolve().parents[2] / "shared" / "memorybench-data",  # beside the checkout
+               Path("/work/shared/memorybench-data")]  # where this project's machines keep it
+DATA = Path(os.environ.get(DATA_ENV) or next((c for c in _CANDIDATES if c.is_dir()), _CANDIDATES[0]))
 UNO_RUNS = DATA / "bebr2-UNO" / "raw-result" / "off-policy-Qwen3-8B" / "task"
 LEADERBOARD = DATA / "THUIR-MemoryBench-LeaderBoard" / "src" / "data" / "summaryAverages.json"
 BASELINES = DATA / "LittleDinoC-MemoryBench-code" / "configs" / "final_evaluate_summary_wo_details.json"
