@@ -153,7 +153,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
         judge = UnoChatModel.from_pretrained(args.judge_model, max_new_tokens=4)
     systems = [s.strip() for s in args.systems.split(",") if s.strip()]
-    result = evaluate(args.workdir, args.testset, args.out, systems=systems, check=args.check,
+    system = None
+    if args.max_new_tokens:  # a different answer budget than the one the work directory was learned with
+        from uno_graph.chat_model import UnoChatModel
+        from uno_graph.graph import UnoSystem, load_config
+
+        config = load_config(args.workdir)
+        model = UnoChatModel.from_pretrained(config.base_model, max_new_tokens=args.max_new_tokens)
+        system = UnoSystem.load(args.workdir, model=model)
+    result = evaluate(args.workdir, args.testset, args.out, systems=systems, check=args.check, system=system,
                       dataset_check=args.dataset_check, judge=judge, batch_size=args.batch_size,
                       progress=not args.quiet, plot_dir=args.plot)
     for problem in result.problems[:20]:
@@ -213,6 +221,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=8, help="items per batched generation; 1 = each item "
                                                              "through the compiled graph (real per-request latency)")
     p.add_argument("--plot", default=None, metavar="DIR", help="write before/after and score-vs-tokens PNGs here")
+    p.add_argument("--max-new-tokens", type=int, default=None,
+                   help="answer budget per call (default: the work directory's max_new_tokens)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_eval)
 
