@@ -9,8 +9,14 @@ from langchain_core.language_models.fake_chat_models import FakeListChatModel
 from tests.fakes import AdapterEcho, KeywordEmbedder
 from uno_graph.config import UnoConfig
 from uno_graph.errors import ConfigError, LogFormatError
-from uno_graph.evaluate import (SystemRunner, evaluate, format_summary, load_callable, pairwise_win_rate,
-                                read_testset)
+from uno_graph.evaluate import (
+    SystemRunner,
+    evaluate,
+    format_summary,
+    load_callable,
+    pairwise_win_rate,
+    read_testset,
+)
 from uno_graph.graph import build_graph
 from uno_graph.router import Router
 from uno_graph.store import UnoStore
@@ -166,7 +172,7 @@ def test_batched_run_on_a_real_lm_matches_the_graph(tmp_path, tiny_lm_dir):
     path.write_text("".join(json.dumps(i) + "\n" for i in items))
     batched = evaluate(None, path, tmp_path / "b.jsonl", system=system, progress=False, batch_size=4)
     single = evaluate(None, path, tmp_path / "s.jsonl", system=system, progress=False, batch_size=1)
-    key = lambda r: (r["id"], r["system"])  # noqa: E731
+    key = lambda r: (r["id"], r["system"])
     for b, s in zip(sorted(batched.rows, key=key), sorted(single.rows, key=key)):
         assert (b["answer"], b["route"], b["adapter"], b["input_tokens"]) == (s["answer"], s["route"], s["adapter"], s["input_tokens"])
     routes = {r["id"]: r["route"] for r in batched.rows if r["system"] == "uno"}

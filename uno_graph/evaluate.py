@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-import inspect
 import json
 import os
 import sys
@@ -429,7 +428,7 @@ def evaluate(workdir: str | Path | None, testset: str | Path, out: str | Path, *
     if out.exists() and not done:
         out.unlink()  # another test set's predictions: start over rather than mix
     if out.exists():
-        _rewrite_complete(out, by_id)
+        _drop_torn_tail(out)
     total = len(items) * len(systems)
     bar = tqdm(total=total, initial=len(done), desc="eval", unit="answer", disable=not progress)
     for name in systems:
@@ -461,7 +460,7 @@ def evaluate(workdir: str | Path | None, testset: str | Path, out: str | Path, *
     return EvalResult(rows=rows, summary=summary, problems=problems, out=out)
 
 
-def _rewrite_complete(out: Path, by_id: dict[str, TestItem]) -> None:
+def _drop_torn_tail(out: Path) -> None:
     """Drop a torn last line (a killed run) so appends start on a clean line."""
     raw = out.read_text(encoding="utf-8")
     if raw and not raw.endswith("\n"):
