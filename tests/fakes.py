@@ -76,3 +76,16 @@ class KeywordEmbedder:
             axis = next((k for k, w in enumerate(self.WORDS) if w in text.lower()), 3)
             out[i, axis] = 1.0
         return out
+
+
+def make_lora(model_dir, out, seed: int):
+    """A randomly initialised (non-zero) LoRA for the tiny test LM, saved in PEFT format."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(model_dir)
+    torch.manual_seed(seed)
+    config = LoraConfig(r=4, lora_alpha=16, target_modules=["q_proj", "v_proj", "o_proj"], init_lora_weights=False)
+    get_peft_model(model, config).save_pretrained(out)
+    return out

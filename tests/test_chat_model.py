@@ -11,6 +11,7 @@ from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
 from langchain_tests.unit_tests import ChatModelUnitTests
 
+from tests.fakes import make_lora
 from uno_graph.chat_model import UnoChatModel, messages_to_dicts
 from uno_graph.errors import AdapterNotFoundError, UnoGraphError
 
@@ -19,22 +20,10 @@ PROMPTS = [EGG, "Explain recursion in Python", "hi", "What is the capital of Fra
 MAX_NEW = 16
 
 
-def _make_adapter(model_dir: Path, out: Path, seed: int) -> Path:
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
-
-    model = AutoModelForCausalLM.from_pretrained(model_dir)
-    torch.manual_seed(seed)
-    config = LoraConfig(r=4, lora_alpha=16, target_modules=["q_proj", "v_proj", "o_proj"], init_lora_weights=False)
-    get_peft_model(model, config).save_pretrained(out)
-    return out
-
-
 @pytest.fixture(scope="module")
 def adapter_dirs(tiny_lm_dir, tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("adapters")
-    return {name: _make_adapter(tiny_lm_dir, root / name, seed) for name, seed in (("a1", 100), ("a2", 101))}
+    return {name: make_lora(tiny_lm_dir, root / name, seed) for name, seed in (("a1", 100), ("a2", 101))}
 
 
 @pytest.fixture(scope="module")
@@ -289,7 +278,6 @@ class TestUnoChatModelStandard(ChatModelUnitTests):
 
 
 def test_lazy_adapter_loads_on_first_use(tiny_lm_dir, tmp_path):
-    from tests.test_serving_remote import make_lora
     from uno_graph.chat_model import UnoChatModel
     from uno_graph.errors import ArtifactError
 

@@ -160,7 +160,8 @@ def test_judge_and_plots_from_evaluate(system, testset, tmp_path):
 
 def test_batched_run_on_a_real_lm_matches_the_graph(tmp_path, tiny_lm_dir):
     """Tiny random LM with PEFT adapters: mixed-adapter batches give the graph's own greedy answers."""
-    from tests.test_serving_remote import make_lora, make_workdir
+    from tests.fakes import make_lora
+    from tests.test_serving_remote import make_workdir
     from uno_graph.graph import UnoSystem
 
     loras = {w: make_lora(tiny_lm_dir, tmp_path / "loras" / w, seed) for w, seed in (("egg", 1), ("paris", 2), ("train", 3))}

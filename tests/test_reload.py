@@ -7,14 +7,13 @@ import time
 
 import pytest
 
-from tests.fakes import KeywordEmbedder
+from tests.fakes import KeywordEmbedder, make_lora
 from tests.test_serving_remote import (
     EGG,
     MAX_NEW,
     PARIS,
     TRAIN,
     ask,
-    make_lora,
     make_workdir,
     publish,
 )

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fakes import AdapterEcho, KeywordEmbedder
+from tests.fakes import AdapterEcho, KeywordEmbedder, make_lora
 from uno_graph.config import UnoConfig
 from uno_graph.errors import AdapterNotFoundError, ArtifactError, ConfigError
 
@@ -24,19 +24,6 @@ MAX_NEW = 10
 
 
 # -- helpers shared with test_reload.py ------------------------------------------------------------------
-
-def make_lora(model_dir: Path, out: Path, seed: int) -> Path:
-    """A randomly initialised (non-zero) LoRA for the tiny LM, saved in PEFT format."""
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
-
-    model = AutoModelForCausalLM.from_pretrained(model_dir)
-    torch.manual_seed(seed)
-    config = LoraConfig(r=4, lora_alpha=16, target_modules=["q_proj", "v_proj", "o_proj"], init_lora_weights=False)
-    get_peft_model(model, config).save_pretrained(out)
-    return out
-
 
 def publish(work: Path, cluster_id: str, role: str, source: Path, base_model: str) -> str:
     """Publish `source` as the (cluster, role) adapter, as the pipeline does; returns its workdir-relative path."""
