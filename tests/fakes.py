@@ -34,7 +34,7 @@ class RuleTeacher(BaseChatModel):
             return "1. " + answer.replace(". ", ".\n2. ", 1)
         if "## Expert Suggestion" in text:
             answer = text.split("## Answer", 1)[1]
-            return json.dumps({"reason": "checked", "score": 9 if "1. " in answer else 3})
+            return json.dumps({"score": 9 if "1. " in answer else 3, "reason": "checked"})
         return "A plain answer."
 
     def _generate(self, messages: list[BaseMessage], stop=None, run_manager=None, **kwargs: Any) -> ChatResult:

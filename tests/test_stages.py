@@ -75,6 +75,21 @@ def test_judge_rejects_worse_revision(tmp_path):
     assert parse_score("blah") is None and parse_score('{"score": 7, "reason": "x"}') == 7.0
 
 
+def test_llm_judge_reply_budget_keeps_the_score():
+    class Recording(RuleTeacher):
+        budgets: list = []
+
+        def _generate(self, messages, stop=None, run_manager=None, **kwargs):
+            self.budgets.append(kwargs.get("max_tokens"))
+            return super()._generate(messages, stop, run_manager, **kwargs)
+
+    teacher = Recording(calls=[], budgets=[])
+    item = {"query": "q", "rules": ["Use a numbered list."], "answer": "1. a"}
+    assert LLMJudge(teacher, max_tokens=24).scores([item]) == [9.0] and teacher.budgets == [24]
+    assert LLMJudge(teacher).scores([item]) == [9.0] and teacher.budgets == [24, None]
+    assert parse_score('{"score": 7, "reason": "the answer fol') == 7.0  # a reply cut after the score
+
+
 def test_clustering_separates_topics_and_ids_are_stable():
     rng = np.random.default_rng(0)
     def blob(center, n):

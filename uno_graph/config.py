@@ -73,7 +73,9 @@ class UnoConfig:
     bleu_threshold: float = 0.05
     val_fraction: float = 0.2  # paper: 80/20 split inside each cluster, seed 42
     max_new_tokens: int = 128  # one answer budget for every serving path and the verifier (the reference had two)
-    teacher_max_new_tokens: int = 96  # rules, revisions and judge replies of the default teacher
+    teacher_max_new_tokens: int = 96  # rules and revisions of the default teacher
+    # reply budget of the verify stage's rubric judge (any teacher): its reply starts with the score
+    judge_max_new_tokens: int = 24
     lora: LoraSettings = field(default_factory=LoraSettings)
     train: TrainSettings = field(default_factory=TrainSettings)
 
@@ -94,6 +96,7 @@ class UnoConfig:
             ("val_fraction", self.val_fraction, 0 < self.val_fraction < 1, "a number in (0, 1)"),
             ("max_new_tokens", self.max_new_tokens, self.max_new_tokens > 0, "a positive integer"),
             ("teacher_max_new_tokens", self.teacher_max_new_tokens, self.teacher_max_new_tokens > 0, "a positive integer"),
+            ("judge_max_new_tokens", self.judge_max_new_tokens, self.judge_max_new_tokens > 0, "a positive integer"),
             ("lora.r", self.lora.r, self.lora.r > 0, "a positive integer"),
             ("train.epochs", self.train.epochs, self.train.epochs > 0, "a positive integer"),
             ("train.batch_size", self.train.batch_size, self.train.batch_size > 0, "a positive integer"),

@@ -191,9 +191,10 @@ def _verify(run: _Run, rows) -> list[dict[str, Any]]:
     from uno_graph.verify import STAGE, LLMJudge, verify_pairs
 
     t = time.perf_counter()
-    inputs = fingerprint(run.wd.output_fingerprint("distill"), run.teacher_id)
+    inputs = fingerprint(run.wd.output_fingerprint("distill"), run.teacher_id, run.config.judge_max_new_tokens)
     if run.wd.begin(STAGE, inputs):
-        decisions = verify_pairs(rows, LLMJudge(run.teacher), run.wd, batch_size=16, progress=run.progress)
+        judge = LLMJudge(run.teacher, max_tokens=run.config.judge_max_new_tokens)
+        decisions = verify_pairs(rows, judge, run.wd, batch_size=16, progress=run.progress)
         run.wd.mark_done(STAGE, inputs, {"decisions": len(decisions)})
     run.timed("verify", t)
     return run.wd.read(STAGE)

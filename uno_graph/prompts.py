@@ -45,7 +45,7 @@ JUDGE_USER = """## Question
 
 The suggestion is the main standard; accuracy, completeness, clarity and relevance come second.
 Score the answer from 1 (ignores the suggestion) to 10 (follows it fully and answers well).
-Reply with JSON only: {{"reason": "...", "score": <integer 1-10>}}"""
+Reply with JSON only, the score first: {{"score": <integer 1-10>, "reason": "..."}}"""
 
 # Cognitive gap: the reranker's yes/no question, asked of the serving model itself.
 GAP_USER = """Judge whether a response suggestion is already covered by what a helpful assistant would do anyway.

@@ -49,10 +49,15 @@ def parse_score(text: str) -> float | None:
 
 
 class LLMJudge:
-    """The reference's rubric judge on any LangChain chat model (greedy, one sample)."""
+    """The reference's rubric judge on any LangChain chat model (greedy, one sample).
 
-    def __init__(self, chat_model) -> None:
+    The reply puts the score first, so `max_tokens` (passed to the chat model per call when set)
+    can stop it after the score: the reason that follows is not used.
+    """
+
+    def __init__(self, chat_model, max_tokens: int | None = None) -> None:
         self.chat_model = chat_model
+        self.max_tokens = max_tokens
 
     def scores(self, items: list[dict[str, Any]]) -> list[float | None]:
         if not items:
@@ -62,7 +67,8 @@ class LLMJudge:
                       query=it["query"], answer=it["answer"],
                       rules=prompts.numbered(it["rules"]) if it["rules"] else "1. The LLM response must be relevant to the question.")}]
                  for it in items]
-        replies = self.chat_model.batch(batch)
+        kwargs = {"max_tokens": self.max_tokens} if self.max_tokens else {}
+        replies = self.chat_model.batch(batch, **kwargs)
         return [parse_score(str(r.content)) for r in replies]
 
 
