@@ -6,7 +6,7 @@ import numpy as np
 
 from tests.fakes import RuleTeacher
 from uno_graph.cluster import cluster_logs, stable_ids
-from uno_graph.distill import distill, parse_rules
+from uno_graph.distill import distill, grounded, parse_rules
 from uno_graph.gap import calibrate, cluster_gap
 from uno_graph.logs import parse_record
 from uno_graph.pairs import build_pairs
@@ -28,6 +28,17 @@ def test_parse_rules_accepts_json_and_lists_rejects_echoes():
     assert parse_rules('{"rules": []}') == []
     assert parse_rules("## Initial query\nHow do I ...") is None
     assert parse_rules('{"rules": ["## Initial query"]}') is None
+
+
+def test_teacher_rules_must_be_grounded_in_the_users_words(tmp_path):
+    assert grounded(["Give the steps as a numbered list."], "Just list the steps with numbers please.")
+    assert grounded(["Start with a TL;DR: line."], "I need the TL;DR: up front.")
+    assert not grounded(["Use exactly 3 bullet points."], "I only needed a quick answer, not an essay.")
+    assert grounded(["Anything."], "")  # an edit or a rating alone: nothing to check against
+    teacher = RuleTeacher(keyword_rules={"essay": "Use exactly 3 bullet points."}, calls=[])
+    (row,) = distill([_log(1, "I only needed a quick answer, not an essay.")], teacher, Workdir(tmp_path).create(),
+                     progress=False)
+    assert row["rule_source"] == "feedback" and row["rules"] == ["I only needed a quick answer, not an essay."]
 
 
 def test_distill_edits_need_no_teacher_revision_and_weak_teacher_falls_back(tmp_path):

@@ -1,9 +1,10 @@
 """Distill each log into semi-structured rules and, where needed, a revised answer (UNO §2).
 
 The teacher is any LangChain chat model (default: the serving model). Rules come back as JSON
-`{"rules": [...]}`; output that does not parse into short, plain rules is not trusted: the log then
-keeps the user's own follow-up sentences as its rules (`rule_source: "feedback"`), so a weak
-teacher loses no signal. Logs carry what needs no teacher as is: a user's edited answer is the
+`{"rules": [...]}`; output that does not parse into short, plain rules, or whose rules share no
+content word with what the user wrote (`grounded`), is not trusted: the log then keeps the user's
+own follow-up sentences as its rules (`rule_source: "feedback"`), so a weak teacher loses no signal
+and adds none of its own inventions. Logs carry what needs no teacher as is: a user's edited answer is the
 revised answer (no teacher call), and an approving rating with no complaint means "satisfied"
 (empty rules, the answer kept as a positive example).
 """
@@ -25,6 +26,12 @@ STAGE = "distill"
 MAX_RULES = 6
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
 _LIST_ITEM = re.compile(r"^\s*(?:\d+[.)]|[-*•])\s+(.*\S)\s*$")
+_WORD = re.compile(r"[a-z0-9]+(?:;[a-z0-9]+)?")  # keeps "tl;dr" whole
+_STOPWORDS = frozenset(
+    "the and for with that this these those you your yours please can could would should will shall "
+    "answer answers response make use give gives are was were not but have has had more less just like "
+    "what how about into from them they then than when which need needs want wants also very much some "
+    "any all its it's our out one".split())
 
 
 def parse_rules(text: str) -> list[str] | None:
@@ -56,6 +63,21 @@ def parse_rules(text: str) -> list[str] | None:
         if rule not in clean:
             clean.append(rule)
     return clean[:MAX_RULES]
+
+
+def _stems(text: str) -> set[str]:
+    return {w[:5] for w in _WORD.findall(text.lower()) if len(w) >= 3 and w not in _STOPWORDS}
+
+
+def grounded(rules: list[str], feedback: str) -> bool:
+    """Whether every rule shares a content word (5-letter stem) with the user's feedback.
+
+    A rule the user's words do not support is the teacher's invention (a 135M teacher asked about
+    "a quick answer, not an essay" may return "use exactly 3 bullet points"). With no feedback text
+    (an edit or a rating alone) there is nothing to check against, and the rules are kept.
+    """
+    said = _stems(feedback)
+    return not said or all(_stems(rule) & said for rule in rules)
 
 
 def feedback_rules(feedback: str) -> list[str]:
@@ -110,6 +132,8 @@ def distill(records: list[LogRecord], teacher, workdir: Workdir, *, batch_size: 
                 row.update(rules=[], rule_source="satisfied" if is_satisfied(record) else "none", revised=None)
             for i, reply in zip(ask, replies):
                 rules = parse_rules(reply)
+                if rules and not grounded(rules, chunk[i].feedback_text):
+                    rules = None
                 if rules:
                     rows[i].update(rules=rules, rule_source="teacher")
                 elif rules is None and chunk[i].feedback_text:  # unusable reply: keep the user's words
