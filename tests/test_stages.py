@@ -121,6 +121,22 @@ def test_clustering_separates_topics_and_ids_are_stable():
     assert stable_ids([["n1", "n2"]], {"old": ["o1"]})[0].startswith("c-")
 
 
+def test_approvals_join_their_topic_instead_of_one_cluster_of_their_own():
+    rng = np.random.default_rng(1)
+    def blob(center, n, spread=0.05):
+        v = center + spread * rng.standard_normal((n, 8))
+        return v / np.linalg.norm(v, axis=1, keepdims=True)
+    a, b, far = np.eye(8)[0], np.eye(8)[1], np.eye(8)[5]
+    # 5 + 5 logs with rules, 2 + 2 approvals of the same topics, 2 approvals of an unrelated topic
+    q = np.vstack([blob(a, 5), blob(b, 5), blob(a, 2), blob(b, 2), blob(far, 2)])
+    empty = blob(np.eye(8)[7], 1, 0.0)[0]  # every approval has the same (empty) rule vector
+    r = np.vstack([blob(np.eye(8)[2], 5), blob(np.eye(8)[3], 5), np.tile(empty, (6, 1))])
+    rules = [["r"]] * 10 + [[]] * 6
+    ids = [f"x{i:02d}" for i in range(16)]
+    groups = sorted(c.members for c in cluster_logs(ids, q, r, rules, threshold=1.0))
+    assert groups == [ids[:5] + ids[10:12], ids[5:10] + ids[12:14], ids[14:]]
+
+
 class KeywordScorer:
     """P(yes) high unless the suggestion is an unusual convention."""
 

@@ -5,6 +5,12 @@ L2-normalised, the concatenation is normalised again (so both halves weigh the s
 agglomerative clustering cuts the tree at a merge height. Centroids are the mean of the members'
 *query-only* embeddings, because routing sees only the query.
 
+Logs without rules (a user's approval) are not clustered on the empty rule's vector, as the reference
+did: that vector is the same for every approval, so approvals of every topic formed one cluster of
+their own. They join the feedback cluster nearest to their query instead, when within its reach
+(the router's: radius × margin), and become that cluster's positive examples; the rest are
+clustered among themselves as before.
+
 Stable ids fix a weakness of the reference (ids were list positions): a cluster that shares most
 members with a cluster of the previous run keeps that cluster's id; a new one gets an id derived
 from its members, so the same data always gives the same ids.
@@ -17,7 +23,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-NO_RULES = ""  # logs with no rules share the empty string's rule vector, as in the reference
 
 
 @dataclass
@@ -71,24 +76,51 @@ def stable_ids(groups: list[list[str]], previous: dict[str, list[str]]) -> list[
     return ids
 
 
-def cluster_logs(ids: list[str], query_vecs: np.ndarray, rule_vecs: np.ndarray, rules: list[list[str]],
-                 threshold: float, previous: dict[str, list[str]] | None = None) -> list[Cluster]:
-    """Cluster logs; return clusters sorted by size (largest first), members sorted by id."""
-    labels = agglomerate(features(query_vecs, rule_vecs), threshold)
+def _groups(labels: np.ndarray, index: list[int]) -> list[list[int]]:
     groups: dict[int, list[int]] = {}
-    for index, label in enumerate(labels):
-        groups.setdefault(int(label), []).append(index)
-    ordered = sorted(groups.values(), key=lambda idx: (-len(idx), min(ids[i] for i in idx)))
+    for i, label in zip(index, labels):
+        groups.setdefault(int(label), []).append(i)
+    return list(groups.values())
+
+
+def _reach(query_vecs: np.ndarray, idx: list[int], margin: float) -> tuple[np.ndarray, float]:
+    centroid = query_vecs[idx].mean(axis=0)
+    radius = float(np.quantile(np.linalg.norm(query_vecs[idx] - centroid, axis=1), 0.95))
+    return centroid, radius * margin
+
+
+def cluster_logs(ids: list[str], query_vecs: np.ndarray, rule_vecs: np.ndarray, rules: list[list[str]],
+                 threshold: float, previous: dict[str, list[str]] | None = None, *,
+                 margin: float = 1.5) -> list[Cluster]:
+    """Cluster logs; return clusters sorted by size (largest first), members sorted by id.
+
+    Logs with rules are clustered on [query ⊕ rules]; a log without rules joins the nearest of
+    those clusters by query when within `margin` × its radius, else it is clustered with the other
+    unattached ones.
+    """
+    feats = features(query_vecs, rule_vecs)
+    ruled = [i for i, r in enumerate(rules) if r]
+    groups = _groups(agglomerate(feats[ruled], threshold), ruled) if ruled else []
+    reaches = [_reach(query_vecs, g, margin) for g in groups]
+    loose = []
+    for i in (i for i, r in enumerate(rules) if not r):
+        distances = [float(np.linalg.norm(query_vecs[i] - c)) for c, _ in reaches]
+        best = int(np.argmin(distances)) if distances else -1
+        if best >= 0 and distances[best] <= reaches[best][1]:
+            groups[best].append(i)
+        else:
+            loose.append(i)
+    if loose:
+        groups += _groups(agglomerate(feats[loose], threshold), loose)
+    ordered = sorted(groups, key=lambda idx: (-len(idx), min(ids[i] for i in idx)))
     member_ids = [sorted(ids[i] for i in idx) for idx in ordered]
     cluster_ids = stable_ids(member_ids, previous or {})
     clusters = []
     for cid, idx, members in zip(cluster_ids, ordered, member_ids):
-        centroid = query_vecs[idx].mean(axis=0)
-        distances = np.linalg.norm(query_vecs[idx] - centroid, axis=1)
+        centroid, radius = _reach(query_vecs, idx, 1.0)
         seen: dict[str, None] = {}
         for i in idx:
             for rule in rules[i]:
                 seen.setdefault(rule, None)
-        clusters.append(Cluster(id=cid, members=members, centroid=centroid,
-                                radius=float(np.quantile(distances, 0.95)), rules=list(seen)))
+        clusters.append(Cluster(id=cid, members=members, centroid=centroid, radius=radius, rules=list(seen)))
     return clusters

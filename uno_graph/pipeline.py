@@ -218,14 +218,15 @@ def _cluster(run: _Run, rows, pairs, store) -> list[dict[str, Any]]:
     stage = "clusters"
     population = [r for r in rows if r["rules"] or r["rule_source"] == "satisfied" or r.get("edited")]
     inputs = fingerprint([(r["id"], r["rules"]) for r in population], run.config.embedder,
-                         run.config.cluster_threshold, run.config.min_cluster_size)
+                         run.config.cluster_threshold, run.config.min_cluster_size, run.config.route_margin)
     if run.wd.begin(stage, inputs):
         previous = {c["id"]: c["members"] for c in _previous_clusters(run.wd)}
         ids = [r["id"] for r in population]
         emb = run.embedder
         qv = emb.encode([r["query"] for r in population])
         rv = emb.encode(["\n".join(r["rules"]) for r in population])
-        found = cluster_logs(ids, qv, rv, [r["rules"] for r in population], run.config.cluster_threshold, previous)
+        found = cluster_logs(ids, qv, rv, [r["rules"] for r in population], run.config.cluster_threshold, previous,
+                             margin=run.config.route_margin)
         by_id = {r["id"]: r for r in population}
         out = []
         for c in found:
