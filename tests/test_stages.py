@@ -86,6 +86,14 @@ def test_judge_rejects_worse_revision(tmp_path):
     assert parse_score("blah") is None and parse_score('{"score": 7, "reason": "x"}') == 7.0
 
 
+def test_verifier_picks_the_epoch_by_win_rate_then_margin():
+    from uno_graph.pipeline import pick_epoch
+
+    epochs = [{"epoch": 1, "win_rate": 1.0, "margin": 0.1}, {"epoch": 2, "win_rate": 0.5, "margin": 0.9},
+              {"epoch": 3, "win_rate": 1.0, "margin": 0.4}, {"epoch": 4, "win_rate": 1.0, "margin": 0.4}]
+    assert pick_epoch(epochs)["epoch"] == 3
+
+
 def test_llm_judge_reply_budget_keeps_the_score():
     class Recording(RuleTeacher):
         budgets: list = []

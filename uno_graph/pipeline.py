@@ -47,6 +47,13 @@ def split_members(ids: list[str], val_fraction: float, seed: int = 42) -> tuple[
     return ordered[:cut], ordered[cut:]
 
 
+def pick_epoch(epochs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The epoch with the best win rate; on a tie, the larger mean score margin over base (credited
+    items). The reference took the first of tied epochs, with 3 validation logs usually an
+    undertrained one; the first still wins a tie on both."""
+    return max(epochs, key=lambda e: (e["win_rate"], e.get("margin", 0.0)))
+
+
 class _Run:
     """State shared by the stages of one `learn` call (models are loaded on first use)."""
 
@@ -334,13 +341,18 @@ def _train_cluster(run: _Run, cluster, decision: str, pair_by_id, row_by_id) -> 
     from uno_graph.adapters.train import TrainExample
 
     cfg = run.config
-    train_ids, val_ids = split_members(cluster["members"], cfg.val_fraction, cfg.train.seed)
+    # The verifier can only judge a pair whose chosen answer differs from the rejected one, so the
+    # 80/20 split is drawn from those; approvals (chosen = rejected) all train. Splitting all
+    # members instead, as the reference does, left 1-2 judgeable logs in a 20-log cluster.
+    usable = [i for i in cluster["members"] if i in pair_by_id and pair_by_id[i]["chosen"]]
+    contrastive = [i for i in usable if pair_by_id[i]["chosen"] != pair_by_id[i]["rejected"]]
+    _, val_ids = split_members(contrastive, cfg.val_fraction, cfg.train.seed)
+    train_ids = [i for i in usable if i not in set(val_ids)]
     result: dict[str, Any] = {"cluster_id": cluster["id"], "decision": decision, "route": "base",
                               "train_ids": train_ids, "val_ids": val_ids}
     if decision == "expert":
-        train = [pair_by_id[i] for i in train_ids if i in pair_by_id and pair_by_id[i]["chosen"]]
-        val = [pair_by_id[i] for i in val_ids if i in pair_by_id and pair_by_id[i]["chosen"]
-               and pair_by_id[i]["chosen"] != pair_by_id[i]["rejected"]]
+        train = [pair_by_id[i] for i in train_ids]
+        val = [pair_by_id[i] for i in val_ids]
         if len(train) >= 2 and val:
             examples = [TrainExample(prompt=p["prompt"], chosen=p["chosen"], rejected=p["rejected"],
                                      id=p["id"], user_id=p.get("user_id")) for p in train]
@@ -352,7 +364,7 @@ def _train_cluster(run: _Run, cluster, decision: str, pair_by_id, row_by_id) -> 
         else:
             result["expert"] = {"accepted": False, "reason": f"too few pairs ({len(train)} train, {len(val)} validation)"}
     # Critic: learn to predict the cluster's feedback rules from (query, base answer).
-    members = [row_by_id[i] for i in train_ids + val_ids if i in row_by_id and row_by_id[i]["rules"]]
+    members = [row_by_id[i] for i in cluster["members"] if i in row_by_id and row_by_id[i]["rules"]]
     if len(members) < 2:
         result["critic"] = {"reason": "fewer than 2 logs with rules"}
         return result
@@ -411,10 +423,12 @@ def _train_and_verify(run: _Run, cluster_id: str, examples, val) -> dict[str, An
         finally:
             model.unload_adapter(name)
         res = simulated_win_rate(items, base, answers, run._judge, bleu_threshold=cfg.bleu_threshold)
-        epochs.append({"epoch": k, "win_rate": round(res.win_rate, 4), "details": res.details})
-    best = max(epochs, key=lambda e: e["win_rate"])  # max keeps the first on ties, as the reference
+        margins = [d["score"] - d["base_score"] for d in res.details if d["credit"] and d["score"] is not None]
+        epochs.append({"epoch": k, "win_rate": round(res.win_rate, 4), "details": res.details,
+                       "margin": round(sum(margins) / len(res.details), 4) if res.details else 0.0})
+    best = pick_epoch(epochs)
     verdict = {"accepted": best["win_rate"] >= cfg.win_rate_threshold, "win_rate": best["win_rate"],
-               "epoch": best["epoch"], "epochs": [{k: e[k] for k in ("epoch", "win_rate")} for e in epochs],
+               "epoch": best["epoch"], "epochs": [{k: e[k] for k in ("epoch", "win_rate", "margin")} for e in epochs],
                "n_val": len(val), "train_seconds": trained.train_seconds, "details": best["details"]}
     if verdict["accepted"]:
         verdict["adapter"] = _publish(run, cluster_id, "expert", "dpo_sft", examples,
