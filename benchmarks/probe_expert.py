@@ -1,11 +1,12 @@
-"""Probe one topic's Expert: train it on a learned work directory's pairs with chosen settings and
-check its answers to that topic's held-out queries, per epoch.
+"""Probe one topic's Expert on a development split of the training logs, to choose training settings.
 
     .venv/bin/python benchmarks/probe_expert.py --workdir runs/demo --topic recipes \\
-        [--epochs 3 --batch-size 4 --lr 2e-3 --sft-weight 0.8 --max-new-tokens 128]
+        [--epochs 3 --batch-size 4 --lr 2e-3 --sft-weight 0.8 --max-new-tokens 128] [--out FILE]
 
-A tool for choosing training defaults on the example data (README, "Evaluation"): it prints, per
-epoch, how many of the topic's test answers pass `examples/checks.py` and their mean length.
+The topic's cluster's pairs (from a learned work directory) are split in half, by the pipeline's own
+seeded split: the Expert trains on one half with the given settings, and its answers to the other
+half's queries are checked with `examples/checks.py`, per epoch. The test queries
+(`examples/test.jsonl`) are not used, so settings chosen here leave the evaluation held out.
 """
 
 from __future__ import annotations
@@ -28,12 +29,14 @@ def main() -> None:
     from uno_graph.chat_model import UnoChatModel
     from uno_graph.config import UnoConfig
     from uno_graph.models import resolve_model_path
+    from uno_graph.pipeline import split_members
     from uno_graph.workdir import read_jsonl
 
     p = argparse.ArgumentParser()
     p.add_argument("--workdir", required=True)
     p.add_argument("--topic", required=True)
-    p.add_argument("--testset", default="examples/test.jsonl")
+    p.add_argument("--dev-fraction", type=float, default=0.5)
+    p.add_argument("--out", default=None, help="append a JSON line with the per-epoch results")
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--lr", type=float, default=None)
@@ -49,12 +52,14 @@ def main() -> None:
     wd = Path(args.workdir)
     clusters = read_jsonl(wd / "stages" / "clusters.jsonl")
     cluster = max(clusters, key=lambda c: c["topics"].get(args.topic, 0))
-    train_ids = {r["cluster_id"]: r for r in read_jsonl(wd / "stages" / "train.jsonl")}[cluster["id"]]["train_ids"]
     pairs = {p["id"]: p for p in read_jsonl(wd / "stages" / "pairs.jsonl")}
+    usable = [i for i in cluster["members"] if i in pairs and pairs[i]["chosen"]]
+    train_ids, dev_ids = split_members(usable, args.dev_fraction, settings.seed)
     examples = [TrainExample(prompt=pairs[i]["prompt"], chosen=pairs[i]["chosen"], rejected=pairs[i]["rejected"], id=i)
-                for i in train_ids if i in pairs and pairs[i]["chosen"]]
-    items = [json.loads(line) for line in open(args.testset) if json.loads(line)["metadata"]["topic"] == args.topic]
-    print(f"cluster {cluster['id']} {cluster['topics']}: {len(examples)} training pairs; {settings}")
+                for i in train_ids]
+    items = [{"messages": [m for m in pairs[i]["prompt"]], "metadata": {"topic": args.topic}} for i in dev_ids]
+    print(f"cluster {cluster['id']} {cluster['topics']}: {len(examples)} training pairs, {len(items)} dev logs; {settings}")
+    results = []
     t = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         trained = train_adapter(resolve_model_path(cfg.base_model), examples, "dpo_sft", Path(tmp),
@@ -69,8 +74,15 @@ def main() -> None:
             passed = sum(bool(check(i, a)) for i, a in zip(items, texts))
             tokens = sum(r.usage_metadata["output_tokens"] for r in replies) / len(replies)
             print(f"epoch {k}: {passed}/{len(items)} pass, {tokens:.0f} tokens on average")
+            results.append({"epoch": k, "passed": passed, "n": len(items), "tokens": round(tokens, 1)})
             for a in texts[: args.show]:
                 print("   |", a[:300].replace("\n", "\n   | "))
+
+    if args.out:
+        with open(args.out, "a") as f:
+            f.write(json.dumps({"topic": args.topic, "settings": dataclasses.asdict(settings),
+                                "max_new_tokens": args.max_new_tokens, "train_seconds": round(trained.train_seconds, 1),
+                                "epochs": results}) + "\n")
 
 
 if __name__ == "__main__":

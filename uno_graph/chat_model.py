@@ -214,7 +214,9 @@ class _Engine:
 
         try:
             if self.peft is None:
-                self.peft = PeftModel.from_pretrained(self.base, str(path), adapter_name=internal, is_trainable=False)
+                with warnings.catch_warnings():  # PEFT reads transformers' deprecated `is_gradient_checkpointing`
+                    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+                    self.peft = PeftModel.from_pretrained(self.base, str(path), adapter_name=internal, is_trainable=False)
             else:
                 self.peft.load_adapter(str(path), adapter_name=internal, is_trainable=False)
         except Exception as exc:
