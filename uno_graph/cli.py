@@ -17,7 +17,7 @@ def _config(args: argparse.Namespace) -> UnoConfig:
                     cluster_threshold=args.cluster_threshold, min_cluster_size=args.min_cluster_size,
                     gap_threshold=args.gap_threshold, win_rate_threshold=args.win_rate_threshold,
                     bleu_threshold=args.bleu_threshold, max_new_tokens=args.max_new_tokens)
-    cfg.train = TrainSettings(**{**vars(cfg.train), "epochs": args.epochs})
+    cfg.train = TrainSettings(**{**vars(cfg.train), "epochs": args.epochs, "batch_size": args.batch_size})
     return cfg
 
 
@@ -193,6 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--win-rate-threshold", type=float, default=d.win_rate_threshold, help="paper: 0.53")
     p.add_argument("--bleu-threshold", type=float, default=d.bleu_threshold, help="paper: 0.05")
     p.add_argument("--epochs", type=int, default=d.train.epochs)
+    p.add_argument("--batch-size", type=int, default=d.train.batch_size, help="adapter training batch size")
     p.add_argument("--max-new-tokens", type=int, default=d.max_new_tokens)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_learn)
