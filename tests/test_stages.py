@@ -6,6 +6,7 @@ import numpy as np
 
 from tests.fakes import RuleTeacher
 from uno_graph.cluster import cluster_logs, stable_ids
+from uno_graph.config import UnoConfig
 from uno_graph.distill import distill, grounded, parse_rules
 from uno_graph.gap import calibrate, cluster_gap
 from uno_graph.logs import parse_record
@@ -84,6 +85,17 @@ def test_judge_rejects_worse_revision(tmp_path):
     (d,) = verify_pairs(rows, LLMJudge(teacher), wd, progress=False)
     assert d["keep"] is False and d["reason"] == "judge_not_better"
     assert parse_score("blah") is None and parse_score('{"score": 7, "reason": "x"}') == 7.0
+
+
+def test_expert_validation_is_drawn_from_judgeable_pairs():
+    from uno_graph.pipeline import expert_split
+
+    pairs = {f"e{i}": {"chosen": f"edit {i}", "rejected": f"answer {i}"} for i in range(10)}
+    pairs |= {f"a{i}": {"chosen": "same", "rejected": "same"} for i in range(6)}  # approvals
+    pairs |= {f"n{i}": {"chosen": None, "rejected": "bad"} for i in range(4)}  # negatives
+    train, val = expert_split(sorted(pairs), pairs, 0.2)
+    assert len(val) == 2 and all(v.startswith("e") for v in val)
+    assert sorted(train) == sorted(set(pairs) - set(val) - {f"n{i}" for i in range(4)})
 
 
 def test_verifier_picks_the_epoch_by_win_rate_then_margin():
@@ -212,3 +224,12 @@ def test_torn_tail_is_dropped_and_stage_resumes(tmp_path):
     wd.mark_done("s", "fp1")
     assert wd.begin("s", "fp1") is False
     assert wd.begin("s", "fp2") is True  # inputs changed: redo
+
+
+def test_learn_flags_reach_the_training_settings():
+    from uno_graph.cli import _config, build_parser
+
+    args = build_parser().parse_args(["learn", "logs.jsonl", "--workdir", "w", "--epochs", "3", "--batch-size", "4"])
+    cfg = _config(args)
+    assert (cfg.train.epochs, cfg.train.batch_size) == (3, 4)
+    assert _config(build_parser().parse_args(["learn", "l", "--workdir", "w"])).train == UnoConfig().train

@@ -47,6 +47,22 @@ def split_members(ids: list[str], val_fraction: float, seed: int = 42) -> tuple[
     return ordered[:cut], ordered[cut:]
 
 
+def expert_split(members: list[str], pair_by_id: dict[str, dict[str, Any]], val_fraction: float,
+                 seed: int = 42) -> tuple[list[str], list[str]]:
+    """Expert train and validation ids of a cluster.
+
+    The verifier can only judge a pair whose chosen answer differs from the rejected one, so the
+    80/20 split is drawn from those; approvals (chosen = rejected) all train, logs without a chosen
+    answer do not. Splitting all members instead, as the reference does, left 1-2 judgeable logs
+    in a 20-log cluster.
+    """
+    usable = [i for i in members if i in pair_by_id and pair_by_id[i]["chosen"]]
+    contrastive = [i for i in usable if pair_by_id[i]["chosen"] != pair_by_id[i]["rejected"]]
+    _, val_ids = split_members(contrastive, val_fraction, seed)
+    held_out = set(val_ids)
+    return [i for i in usable if i not in held_out], val_ids
+
+
 def pick_epoch(epochs: list[dict[str, Any]]) -> dict[str, Any]:
     """The epoch with the best win rate; on a tie, the larger mean score margin over base (credited
     items). The reference took the first of tied epochs, with 3 validation logs usually an
@@ -341,13 +357,7 @@ def _train_cluster(run: _Run, cluster, decision: str, pair_by_id, row_by_id) -> 
     from uno_graph.adapters.train import TrainExample
 
     cfg = run.config
-    # The verifier can only judge a pair whose chosen answer differs from the rejected one, so the
-    # 80/20 split is drawn from those; approvals (chosen = rejected) all train. Splitting all
-    # members instead, as the reference does, left 1-2 judgeable logs in a 20-log cluster.
-    usable = [i for i in cluster["members"] if i in pair_by_id and pair_by_id[i]["chosen"]]
-    contrastive = [i for i in usable if pair_by_id[i]["chosen"] != pair_by_id[i]["rejected"]]
-    _, val_ids = split_members(contrastive, cfg.val_fraction, cfg.train.seed)
-    train_ids = [i for i in usable if i not in set(val_ids)]
+    train_ids, val_ids = expert_split(cluster["members"], pair_by_id, cfg.val_fraction, cfg.train.seed)
     result: dict[str, Any] = {"cluster_id": cluster["id"], "decision": decision, "route": "base",
                               "train_ids": train_ids, "val_ids": val_ids}
     if decision == "expert":
