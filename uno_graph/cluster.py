@@ -84,6 +84,7 @@ def _groups(labels: np.ndarray, index: list[int]) -> list[list[int]]:
 
 
 def _reach(query_vecs: np.ndarray, idx: list[int], margin: float) -> tuple[np.ndarray, float]:
+    """Centroid of the members' query vectors and margin × their 95th-percentile distance to it."""
     centroid = query_vecs[idx].mean(axis=0)
     radius = float(np.quantile(np.linalg.norm(query_vecs[idx] - centroid, axis=1), 0.95))
     return centroid, radius * margin
@@ -100,10 +101,11 @@ def cluster_logs(ids: list[str], query_vecs: np.ndarray, rule_vecs: np.ndarray, 
     """
     feats = features(query_vecs, rule_vecs)
     ruled = [i for i, r in enumerate(rules) if r]
+    unruled = [i for i, r in enumerate(rules) if not r]
     groups = _groups(agglomerate(feats[ruled], threshold), ruled) if ruled else []
     reaches = [_reach(query_vecs, g, margin) for g in groups]
     loose = []
-    for i in (i for i, r in enumerate(rules) if not r):
+    for i in unruled:
         distances = [float(np.linalg.norm(query_vecs[i] - c)) for c, _ in reaches]
         best = int(np.argmin(distances)) if distances else -1
         if best >= 0 and distances[best] <= reaches[best][1]:
