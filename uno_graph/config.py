@@ -30,12 +30,12 @@ class LoraSettings:
 class TrainSettings:
     """Optimiser settings for one adapter."""
 
-    epochs: int = 4  # paper: 8 on 8B; validation picks the epoch either way
+    epochs: int = 6  # paper: 8 on 8B; validation picks the epoch either way
     # paper: 5e-4 and loss weights [0.5 sigmoid, 0.5 sft], for an 8B model at r=64 over 8 epochs; at
     # 135M, r=16 and 3 epochs those Experts did not pick up the users' format (see README, "Evaluation")
     learning_rate: float = 2e-3
-    # paper: effective batch 32 over ~160 logs. A cluster here has ~10 pairs: batch 2 gives ~20
-    # optimiser steps in 4 epochs for the compute of batch 4 (benchmarks/probe_expert.py)
+    # paper: effective batch 32 over ~160 logs. A cluster here has ~10 pairs: batch 2 gives ~30
+    # optimiser steps in 6 epochs (benchmarks/probe_expert.py, README "Performance")
     batch_size: int = 2
     beta: float = 0.1  # DPO temperature, paper
     sft_weight: float = 0.8  # weight of the SFT loss on the chosen answer; DPO gets 1 - sft_weight
