@@ -60,7 +60,7 @@ from transformers import GenerationConfig, StoppingCriteria, StoppingCriteriaLis
 
 from uno_graph.config import DEFAULT_MODEL
 from uno_graph.errors import AdapterNotFoundError, ArtifactError, ConfigError
-from uno_graph.models import LoadedModel, load_model, resolve_model_path
+from uno_graph.models import LoadedModel, load_model, quiet_checkpointing_deprecation, resolve_model_path
 
 log = logging.getLogger(__name__)
 
@@ -214,8 +214,7 @@ class _Engine:
 
         try:
             if self.peft is None:
-                with warnings.catch_warnings():  # PEFT reads transformers' deprecated `is_gradient_checkpointing`
-                    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+                with quiet_checkpointing_deprecation():
                     self.peft = PeftModel.from_pretrained(self.base, str(path), adapter_name=internal, is_trainable=False)
             else:
                 self.peft.load_adapter(str(path), adapter_name=internal, is_trainable=False)

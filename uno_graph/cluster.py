@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 
-
 @dataclass
 class Cluster:
     id: str

@@ -4,9 +4,9 @@ The teacher is any LangChain chat model (default: the serving model). Rules come
 `{"rules": [...]}`; output that does not parse into short, plain rules, or whose rules share no
 content word with what the user wrote (`grounded`), is not trusted: the log then keeps the user's
 own follow-up sentences as its rules (`rule_source: "feedback"`), so a weak teacher loses no signal
-and adds none of its own inventions. Logs carry what needs no teacher as is: a user's edited answer is the
-revised answer (no teacher call), and an approving rating with no complaint means "satisfied"
-(empty rules, the answer kept as a positive example).
+and adds none of its own inventions. Logs carry what needs no teacher as is: a user's edited answer
+is the revised answer (no teacher call), and an approving rating with no complaint means
+"satisfied" (empty rules, the answer kept as a positive example).
 """
 
 from __future__ import annotations

@@ -13,12 +13,24 @@ import logging
 import os
 import shutil
 import tempfile
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from uno_graph.config import DEFAULT_EMBEDDER, DEFAULT_MODEL
 from uno_graph.errors import ArtifactError, MissingDependencyError
+
+
+@contextmanager
+def quiet_checkpointing_deprecation() -> Iterator[None]:
+    """Hide transformers' FutureWarning about `is_gradient_checkpointing`, which TRL 1.16 and PEFT
+    read when they wrap a model; nothing for our callers to fix."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        yield
 
 log = logging.getLogger(__name__)
 

@@ -67,7 +67,7 @@ def pick_epoch(epochs: list[dict[str, Any]]) -> dict[str, Any]:
     """The epoch with the best win rate; on a tie, the larger mean score margin over base (credited
     items). The reference took the first of tied epochs, with 3 validation logs usually an
     undertrained one; the first still wins a tie on both."""
-    return max(epochs, key=lambda e: (e["win_rate"], e.get("margin", 0.0)))
+    return max(epochs, key=lambda e: (e["win_rate"], e["margin"]))
 
 
 class _Run:

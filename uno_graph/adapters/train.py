@@ -36,7 +36,6 @@ from __future__ import annotations
 import os
 import shutil
 import time
-import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -45,6 +44,7 @@ from typing import Any
 
 from uno_graph.config import LoraSettings, TrainSettings
 from uno_graph.errors import ConfigError, require
+from uno_graph.models import quiet_checkpointing_deprecation
 from uno_graph.workdir import fingerprint
 
 Messages = list[dict[str, str]]
@@ -421,9 +421,7 @@ def train_adapter(
     Raises ConfigError for an unknown objective, no examples, or (dpo_sft) an example without
     a rejected answer.
     """
-    with _quiet(not progress), warnings.catch_warnings():
-        # TRL 1.16 calls the deprecated `is_gradient_checkpointing`; nothing for our callers to fix
-        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+    with _quiet(not progress), quiet_checkpointing_deprecation():
         trainer, record = build_trainer(
             base_model_path, examples, objective, out_dir, lora=lora, settings=settings, progress=progress
         )
