@@ -87,25 +87,6 @@ def test_judge_rejects_worse_revision(tmp_path):
     assert parse_score("blah") is None and parse_score('{"score": 7, "reason": "x"}') == 7.0
 
 
-def test_expert_validation_is_drawn_from_judgeable_pairs():
-    from uno_graph.pipeline import expert_split
-
-    pairs = {f"e{i}": {"chosen": f"edit {i}", "rejected": f"answer {i}"} for i in range(10)}
-    pairs |= {f"a{i}": {"chosen": "same", "rejected": "same"} for i in range(6)}  # approvals
-    pairs |= {f"n{i}": {"chosen": None, "rejected": "bad"} for i in range(4)}  # negatives
-    train, val = expert_split(sorted(pairs), pairs, 0.2)
-    assert len(val) == 2 and all(v.startswith("e") for v in val)
-    assert sorted(train) == sorted(set(pairs) - set(val) - {f"n{i}" for i in range(4)})
-
-
-def test_verifier_picks_the_epoch_by_win_rate_then_margin():
-    from uno_graph.pipeline import pick_epoch
-
-    epochs = [{"epoch": 1, "win_rate": 1.0, "margin": 0.1}, {"epoch": 2, "win_rate": 0.5, "margin": 0.9},
-              {"epoch": 3, "win_rate": 1.0, "margin": 0.4}, {"epoch": 4, "win_rate": 1.0, "margin": 0.4}]
-    assert pick_epoch(epochs)["epoch"] == 3
-
-
 def test_llm_judge_reply_budget_keeps_the_score():
     class Recording(RuleTeacher):
         budgets: list = []
@@ -186,7 +167,8 @@ def test_verifier_bleu_guard_and_ties():
     better = simulated_win_rate(items, base, ["TL;DR: go. Take the train to Rome."] * 2, ContrastJudge())
     same = simulated_win_rate(items, base, base, ContrastJudge())
     drift = simulated_win_rate(items, base, ["zebra zebra zebra"] * 2, ContrastJudge())
-    assert better.win_rate == 1.0 and same.win_rate == 0.5 and drift.win_rate == 0.0
+    assert better.win_rate == 1.0 and drift.win_rate == 0.0
+    assert same.win_rate == 0.0 and same.details[0]["flaw"] == "repeats_base"  # was a tie: nothing learned
 
 
 def test_verifier_lets_an_expert_win_when_users_asked_for_brevity():

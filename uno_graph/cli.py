@@ -53,12 +53,15 @@ def cmd_learn(args: argparse.Namespace) -> int:
         if c["separation"] < _config(args).min_gap_separation:
             print(f"  the gap scorer cannot separate its anchors (separation {c['separation']:.3f} < "
                   f"{_config(args).min_gap_separation}): every cluster tried an Expert; the verifier decided")
-    print(f"\n{'cluster':<12}{'size':>5}  {'gap':>6}  {'route':<7}{'win':>6}  topics / adapter")
+    print(f"\n{'cluster':<12}{'size':>5}  {'gap':>6}  {'route':<7}{'win':>6}{'low':>6}  topics / adapter")
     for c in result.clusters:
         gap = "-" if c["gap"] is None else f"{c['gap']:.3f}"
         win = "-" if c["win_rate"] is None else f"{c['win_rate']:.2f}"
+        low = "-" if c.get("lower_bound") is None else f"{c['lower_bound']:.2f}"
         topics = ",".join(f"{k}:{v}" for k, v in c["topics"].items())
-        print(f"{c['id']:<12}{c['size']:>5}  {gap:>6}  {c['route']:<7}{win:>6}  {topics}  {c['adapter'] or ''}")
+        print(f"{c['id']:<12}{c['size']:>5}  {gap:>6}  {c['route']:<7}{win:>6}{low:>6}  {topics}  {c['adapter'] or ''}")
+        if c.get("reason"):
+            print(f"{'':<12}  why: {c['reason']}")
     print("\nseconds per stage: " + ", ".join(f"{k} {v:.0f}" for k, v in result.timings.items()))
     print(f"work directory: {result.workdir}")
     return 0
@@ -82,6 +85,8 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     print(f"base model: {out['system']['base_model']}   embedder: {out['system']['embedder']}")
     for row in out["clusters"]:
         print(f"\n{row['id']}  size {row.get('size')}  route {row.get('route')}  adapter {row.get('adapter') or '-'}")
+        if row.get("reason"):
+            print(f"   why: {row['reason']}")
         for rule in row["rules"]:
             print(f"   - {rule}")
     print(f"\n{len(out['adapters'])} adapter(s) published")

@@ -70,10 +70,16 @@ class UnoConfig:
     # a calibrated scorer whose anchors differ by less than this cannot tell covered needs from novel
     # ones; the gap test then decides nothing: every cluster tries an Expert and the verifier decides
     min_gap_separation: float = 0.1
-    # verifier: Expert accepted when win rate >= this (paper 0.53) with BLEU drift guard (paper 0.05)
+    # verifier (adapters/validate.py): a path is served when its win rate over base on held-out logs is
+    # >= win_rate_threshold (paper 0.53) and its one-sided Wilson lower bound at win_confidence is >=
+    # min_win_lower_bound; BLEU drift guard (paper 0.05)
     win_rate_threshold: float = 0.53
+    min_win_lower_bound: float = 0.5
+    win_confidence: float = 0.95
     bleu_threshold: float = 0.05
-    val_fraction: float = 0.2  # paper: 80/20 split inside each cluster, seed 42
+    # every judgeable pair is validated once, in val_folds folds (the paper: one 80/20 split, seed 42)
+    val_folds: int = 2
+    min_judgeable: int = 4  # fewer judgeable pairs than this: nothing to validate on, served by base
     max_new_tokens: int = 128  # one answer budget for every serving path and the verifier (the reference had two)
     teacher_max_new_tokens: int = 96  # rules and revisions of the default teacher
     # reply budget of the verify stage's rubric judge (any teacher): its reply starts with the score
@@ -95,7 +101,10 @@ class UnoConfig:
             ("min_gap_separation", self.min_gap_separation, 0 <= self.min_gap_separation <= 1, "a number in [0, 1]"),
             ("win_rate_threshold", self.win_rate_threshold, 0 <= self.win_rate_threshold <= 1, "a number in [0, 1]"),
             ("bleu_threshold", self.bleu_threshold, 0 <= self.bleu_threshold <= 1, "a number in [0, 1]"),
-            ("val_fraction", self.val_fraction, 0 < self.val_fraction < 1, "a number in (0, 1)"),
+            ("min_win_lower_bound", self.min_win_lower_bound, 0 <= self.min_win_lower_bound <= 1, "a number in [0, 1]"),
+            ("win_confidence", self.win_confidence, 0.5 <= self.win_confidence < 1, "a number in [0.5, 1)"),
+            ("val_folds", self.val_folds, self.val_folds >= 2, "an integer >= 2"),
+            ("min_judgeable", self.min_judgeable, self.min_judgeable >= 2, "an integer >= 2"),
             ("max_new_tokens", self.max_new_tokens, self.max_new_tokens > 0, "a positive integer"),
             ("teacher_max_new_tokens", self.teacher_max_new_tokens, self.teacher_max_new_tokens > 0, "a positive integer"),
             ("judge_max_new_tokens", self.judge_max_new_tokens, self.judge_max_new_tokens > 0, "a positive integer"),

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import random
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -37,37 +36,6 @@ class LearnResult:
     clusters: list[dict[str, Any]]
     timings: dict[str, float] = field(default_factory=dict)
     calibration: dict[str, float] | None = None
-
-
-def split_members(ids: list[str], val_fraction: float, seed: int = 42) -> tuple[list[str], list[str]]:
-    """The reference's split: sort, shuffle with seed 42, first 80 % train, rest validation."""
-    ordered = sorted(ids)
-    random.Random(seed).shuffle(ordered)
-    cut = int((1 - val_fraction) * len(ordered))
-    return ordered[:cut], ordered[cut:]
-
-
-def expert_split(members: list[str], pair_by_id: dict[str, dict[str, Any]], val_fraction: float,
-                 seed: int = 42) -> tuple[list[str], list[str]]:
-    """Expert train and validation ids of a cluster.
-
-    The verifier can only judge a pair whose chosen answer differs from the rejected one, so the
-    80/20 split is drawn from those; approvals (chosen = rejected) all train, logs without a chosen
-    answer do not. Splitting all members instead, as the reference does, left 1-2 judgeable logs
-    in a 20-log cluster.
-    """
-    usable = [i for i in members if i in pair_by_id and pair_by_id[i]["chosen"]]
-    contrastive = [i for i in usable if pair_by_id[i]["chosen"] != pair_by_id[i]["rejected"]]
-    _, val_ids = split_members(contrastive, val_fraction, seed)
-    held_out = set(val_ids)
-    return [i for i in usable if i not in held_out], val_ids
-
-
-def pick_epoch(epochs: list[dict[str, Any]]) -> dict[str, Any]:
-    """The epoch with the best win rate; on a tie, the larger mean score margin over base (credited
-    items). The reference took the first of tied epochs, with 3 validation logs usually an
-    undertrained one; the first still wins a tie on both."""
-    return max(epochs, key=lambda e: (e["win_rate"], e["margin"]))
 
 
 class _Run:
@@ -177,7 +145,9 @@ def learn(log_paths: list[str | Path], workdir: str | Path, config: UnoConfig | 
         table.append({"id": c["id"], "size": c["size"], "topics": c.get("topics", {}),
                       "gap": g.get("min_novelty"), "decision": g.get("decision", "base"),
                       "route": tr.get("route", "base"), "win_rate": tr.get("win_rate"),
-                      "adapter": tr.get("adapter")})
+                      "lower_bound": tr.get("lower_bound"), "adapter": tr.get("adapter"),
+                      "reason": tr.get("reason") or ("" if c["eligible"] else
+                                                     f"served by base: {c['size']} logs < min_cluster_size")})
     calibration = (wd.done_info("gap") or {}).get("summary", {}).get("calibration")
     summary = {"logs_read": len(report.records) + len(report.problems) + report.duplicates,
                "logs_kept": len(report.records), "rejected_lines": len(report.problems),
@@ -326,7 +296,8 @@ def _train(run: _Run, clusters, gaps, pairs, rows, store) -> dict[str, dict[str,
     stage = "train"
     cfg = run.config
     inputs = fingerprint(run.wd.output_fingerprint("gap"), run.wd.output_fingerprint("pairs"),
-                         cfg.lora, cfg.train, cfg.win_rate_threshold, cfg.bleu_threshold, cfg.val_fraction)
+                         cfg.lora, cfg.train, cfg.win_rate_threshold, cfg.bleu_threshold, cfg.val_folds,
+                         cfg.min_win_lower_bound, cfg.win_confidence, cfg.min_judgeable)
     run.wd.begin(stage, inputs)
     done = {r["cluster_id"]: r for r in run.wd.read(stage)}
     pair_by_id = {p["id"]: p for p in pairs}
@@ -338,6 +309,7 @@ def _train(run: _Run, clusters, gaps, pairs, rows, store) -> dict[str, dict[str,
             result = _train_cluster(run, c, gaps[c["id"]]["decision"], pair_by_id, row_by_id)
             result["seconds"] = round(time.perf_counter() - t, 1)
             out.write(result)
+            shutil.rmtree(run.wd.root / "tmp" / c["id"], ignore_errors=True)  # fold and epoch adapters
             done[c["id"]] = result
             run.timed("train", t)
             _apply_route(store, result)
@@ -350,50 +322,52 @@ def _train(run: _Run, clusters, gaps, pairs, rows, store) -> dict[str, dict[str,
 
 def _apply_route(store, result: dict[str, Any]) -> None:
     store.update_cluster(result["cluster_id"], route=result["route"], adapter=result.get("adapter") or "",
-                         status="ready", win_rate=result.get("win_rate"))
+                         status="ready", win_rate=result.get("win_rate"), lower_bound=result.get("lower_bound"),
+                         reason=result.get("reason", ""))
 
 
 def _train_cluster(run: _Run, cluster, decision: str, pair_by_id, row_by_id) -> dict[str, Any]:
-    from uno_graph.adapters.train import TrainExample
+    """Validate the Expert and Critic paths on held-out folds (the gap test's choice first) and
+    publish the adapter of the first path that beats base; else the cluster is served by base."""
+    from uno_graph.adapters.validate import ClusterData, PathValidator
 
     cfg = run.config
-    train_ids, val_ids = expert_split(cluster["members"], pair_by_id, cfg.val_fraction, cfg.train.seed)
-    result: dict[str, Any] = {"cluster_id": cluster["id"], "decision": decision, "route": "base",
-                              "train_ids": train_ids, "val_ids": val_ids}
-    if decision == "expert":
-        train = [pair_by_id[i] for i in train_ids]
-        val = [pair_by_id[i] for i in val_ids]
-        if len(train) >= 2 and val:
-            examples = [TrainExample(prompt=p["prompt"], chosen=p["chosen"], rejected=p["rejected"],
-                                     id=p["id"], user_id=p.get("user_id")) for p in train]
-            verdict = _train_and_verify(run, cluster["id"], examples, val)
-            result.update(expert=verdict)
-            if verdict["accepted"]:
-                result.update(route="expert", adapter=verdict["adapter"], win_rate=verdict["win_rate"])
-                return result
-        else:
-            result["expert"] = {"accepted": False, "reason": f"too few pairs ({len(train)} train, {len(val)} validation)"}
-    # Critic: learn to predict the cluster's feedback rules from (query, base answer).
-    members = [row_by_id[i] for i in cluster["members"] if i in row_by_id and row_by_id[i]["rules"]]
-    if len(members) < 2:
-        result["critic"] = {"reason": "fewer than 2 logs with rules"}
+    data = ClusterData(pairs=[pair_by_id[i] for i in cluster["members"] if i in pair_by_id and pair_by_id[i]["chosen"]],
+                       rows=[row_by_id[i] for i in cluster["members"] if i in row_by_id])
+    validator = PathValidator(run.serving, run._judge, lambda *a: _fit(run, cluster["id"], *a),
+                              folds=cfg.val_folds, seed=cfg.train.seed, win_rate_threshold=cfg.win_rate_threshold,
+                              min_win_lower_bound=cfg.min_win_lower_bound, confidence=cfg.win_confidence,
+                              bleu_threshold=cfg.bleu_threshold, min_judgeable=cfg.min_judgeable)
+    route, verdicts = validator.choose(cluster["id"], data, decision)
+    result: dict[str, Any] = {"cluster_id": cluster["id"], "decision": decision, "route": route,
+                              **{v.role: v.to_dict() for v in verdicts}}
+    if route == "base":
+        result["reason"] = "served by base: " + "; ".join(f"{v.role} {v.reason}" for v in verdicts)
         return result
-    examples = [TrainExample(prompt=prompts.critic_messages(m["query"], m["answer"]),
-                             chosen=prompts.numbered(m["rules"]), id=m["id"], user_id=m.get("user_id"))
-                for m in members]
-    adapter = _fit_and_publish(run, cluster["id"], "critic", "sft", examples, metrics={})
-    result.update(route="critic", adapter=adapter)
+    won = next(v for v in verdicts if v.role == route)
+    if route == "expert":
+        examples, objective, stop = data.expert_examples(), "dpo_sft", won.epoch
+    else:
+        examples, objective, stop = data.critic_examples(), "sft", None
+    trained = _fit(run, cluster["id"], route, objective, examples, "final", stop)
+    metrics = {"win_rate": won.win_rate, "lower_bound": won.lower_bound, "n_val": won.n_val, "epoch": won.epoch,
+               "final_loss": trained.final_loss, "train_seconds": trained.train_seconds}
+    adapter = _publish(run, cluster["id"], route, objective, examples, trained.epoch_dirs[-1], metrics)
+    result.update(adapter=adapter, win_rate=won.win_rate, lower_bound=won.lower_bound,
+                  reason=f"{route}: {won.reason}")
     return result
 
 
-def _fit(run: _Run, cluster_id: str, role: str, objective: str, examples):
+def _fit(run: _Run, cluster_id: str, role: str, objective: str, examples, tag: str = "final",
+         stop_after_epoch: int | None = None):
     from uno_graph.adapters.train import train_adapter
     from uno_graph.models import resolve_model_path
 
-    tmp = run.wd.root / "tmp" / cluster_id / role
+    tmp = run.wd.root / "tmp" / cluster_id / role / tag
     shutil.rmtree(tmp, ignore_errors=True)
     return train_adapter(resolve_model_path(run.config.base_model), examples, objective, tmp,
-                         lora=run.config.lora, settings=run.config.train, progress=run.progress)
+                         lora=run.config.lora, settings=run.config.train, progress=run.progress,
+                         stop_after_epoch=stop_after_epoch)
 
 
 def _publish(run: _Run, cluster_id: str, role: str, objective: str, examples, source: Path, metrics) -> str:
@@ -405,44 +379,3 @@ def _publish(run: _Run, cluster_id: str, role: str, objective: str, examples, so
                 "n_examples": len(examples), "metrics": metrics}
     path = publish_adapter(run.wd.adapters, cluster_id, role, source, manifest)
     return str(Path(path).relative_to(run.wd.root))
-
-
-def _fit_and_publish(run: _Run, cluster_id: str, role: str, objective: str, examples, metrics) -> str:
-    trained = _fit(run, cluster_id, role, objective, examples)
-    metrics = {**metrics, "final_loss": trained.final_loss, "train_seconds": trained.train_seconds,
-               "epoch": len(trained.epoch_dirs)}
-    return _publish(run, cluster_id, role, objective, examples, trained.epoch_dirs[-1], metrics)
-
-
-def _train_and_verify(run: _Run, cluster_id: str, examples, val) -> dict[str, Any]:
-    """Train the Expert, pick the epoch with the verifier, publish it if it wins often enough."""
-    from uno_graph.verify import simulated_win_rate
-
-    cfg = run.config
-    trained = _fit(run, cluster_id, "expert", "dpo_sft", examples)
-    model = run.serving
-    prompts_ = [p["prompt"] for p in val]
-    base = [m.content for m in model.generate_batch(prompts_, adapters=None)]
-    items = [{"query": p["query"], "rules": p["rules"], "chosen": p["chosen"], "rejected": p["rejected"]} for p in val]
-    epochs = []
-    for k, epoch_dir in enumerate(trained.epoch_dirs, start=1):
-        name = f"verify-{cluster_id}-{k}"
-        model.load_adapter(name, epoch_dir)
-        try:
-            answers = [m.content for m in model.generate_batch(prompts_, adapters=name)]
-        finally:
-            model.unload_adapter(name)
-        res = simulated_win_rate(items, base, answers, run._judge, bleu_threshold=cfg.bleu_threshold)
-        margins = [d["score"] - d["base_score"] for d in res.details if d["credit"] and d["score"] is not None]
-        epochs.append({"epoch": k, "win_rate": round(res.win_rate, 4), "details": res.details,
-                       "margin": round(sum(margins) / len(res.details), 4) if res.details else 0.0})
-    best = pick_epoch(epochs)
-    verdict = {"accepted": best["win_rate"] >= cfg.win_rate_threshold, "win_rate": best["win_rate"],
-               "epoch": best["epoch"], "epochs": [{k: e[k] for k in ("epoch", "win_rate", "margin")} for e in epochs],
-               "n_val": len(val), "train_seconds": trained.train_seconds, "details": best["details"]}
-    if verdict["accepted"]:
-        verdict["adapter"] = _publish(run, cluster_id, "expert", "dpo_sft", examples,
-                                      trained.epoch_dirs[best["epoch"] - 1],
-                                      {"win_rate": best["win_rate"], "epoch": best["epoch"],
-                                       "final_loss": trained.final_loss, "train_seconds": trained.train_seconds})
-    return verdict

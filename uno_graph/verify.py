@@ -16,6 +16,7 @@ it was worse). User edits and approvals pass as they are: the user is the judge 
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -139,21 +140,114 @@ def _decide_without_judge(row: dict[str, Any]) -> dict[str, Any] | None:
     return None
 
 
+# -- the simulated performance verifier (Expert and Critic paths alike) ------------------------------
+
+_TOKEN = re.compile(r"[^\W_]+", flags=re.UNICODE)
+_CODE_BLOCK = re.compile(r"```.*?(```|$)", flags=re.S)
+# words that carry no answer: "Sure. <the question>" or "Here is the answer: <the question>" is an echo
+_FILLER = frozenset("sure ok okay yes yeah certainly of course here is are the a an answer question your you "
+                    "asked i can help with that let me well so great good happy to glad absolutely".split())
+# the commonest English function words; an English answer of 8+ words without any is rare
+_ENGLISH = frozenset("the a an and or of to in is are was it for on with you your this that be as at by can "
+                     "will i we from not it's if do does have has they their there which".split())
+# how an answer may end without being cut off: a sentence end, a closing bracket, quote or code fence, a colon list
+_COMPLETE_END = re.compile(r"""([.!?…:;)\]}"'”’*`>]|\d|[\U0001F300-\U0001FAFF\u2600-\u27BF])\s*$""")
+
+
+def _tokens(text: str) -> list[str]:
+    return _TOKEN.findall(text.lower())
+
+
+def echoes_question(answer: str, query: str) -> bool:
+    """The answer only restates the question: no word of its own beyond filler, most of the question's words."""
+    q = set(_tokens(query))
+    words = _tokens(answer)
+    if not q or not words:
+        return False
+    new = [w for w in words if w not in q and w not in _FILLER]
+    return not new and len(set(words) & q) >= 0.6 * len(q)
+
+
+def looks_english(text: str) -> bool:
+    """Whether prose (code blocks removed) reads as English; too little prose to tell counts as English."""
+    prose = _CODE_BLOCK.sub(" ", text)
+    letters = [c for c in prose if c.isalpha()]
+    if letters and sum(not c.isascii() for c in letters) / len(letters) > 0.3:
+        return False  # another script (Greek, Cyrillic, CJK, ...)
+    words = _tokens(prose)
+    if len(words) < 8:
+        return True
+    return sum(w in _ENGLISH for w in words) / len(words) >= 0.08
+
+
+def degenerate(answer: str, *, query: str, base: str, reference: str = "", finish_reason: str | None = None) -> str | None:
+    """Why a candidate answer cannot beat the base answer whatever a judge says, or None.
+
+    empty; repeats_base (the same text as the base answer, or nearly: nothing learned);
+    echoes_question; cut_off (the generation hit its token budget mid-sentence); other_language
+    (the question and the endorsed answer are English, the candidate is not).
+    """
+    text = answer.strip()
+    if not text:
+        return "empty"
+    if " ".join(text.split()) == " ".join(base.split()) or (base.strip() and rouge_l(text, base) >= 0.95):
+        return "repeats_base"
+    if echoes_question(text, query):
+        return "echoes_question"
+    if finish_reason == "length" and not _COMPLETE_END.search(text):
+        return "cut_off"
+    if looks_english(query + " " + reference) and not looks_english(text):
+        return "other_language"
+    return None
+
+
+def wilson_bounds(wins: float, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """One-sided Wilson score bounds at `confidence` for a win share (ties count half a win)."""
+    if n <= 0:
+        return 0.0, 1.0
+    from statistics import NormalDist
+
+    z = NormalDist().inv_cdf(confidence)
+    p = wins / n
+    denom = 1 + z * z / n
+    centre = p + z * z / (2 * n)
+    spread = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return max(0.0, (centre - spread) / denom), min(1.0, (centre + spread) / denom)
+
+
 @dataclass
 class VerifierResult:
     win_rate: float
     wins: float
     n: int
     details: list[dict[str, Any]]
+    lower_bound: float = 0.0  # one-sided Wilson bound on the win rate (see `wilson_bounds`)
+
+    @property
+    def margin(self) -> float:
+        """Mean judge-score margin over base of the credited items (0 for the rest): breaks ties."""
+        margins = [d["score"] - d["base_score"] for d in self.details if d["credit"] and d["score"] is not None]
+        return sum(margins) / len(self.details) if self.details else 0.0
+
+    @classmethod
+    def combine(cls, parts: list["VerifierResult"], confidence: float = 0.95) -> "VerifierResult":
+        """One result over the items of several folds."""
+        details = [d for p in parts for d in p.details]
+        wins = sum(d["credit"] for d in details)
+        n = len(details)
+        return cls(win_rate=wins / n if n else 0.0, wins=wins, n=n, details=details,
+                   lower_bound=wilson_bounds(wins, n, confidence)[0])
 
 
 def simulated_win_rate(val_items: list[dict[str, Any]], base_answers: list[str], candidate_answers: list[str],
-                       judge: Judge, *, bleu_threshold: float = 0.05) -> VerifierResult:
+                       judge: Judge, *, bleu_threshold: float = 0.05, finish_reasons: list[str | None] | None = None,
+                       confidence: float = 0.95) -> VerifierResult:
     """The paper's verifier: win 1 / tie 0.5 against the base answer on held-out logs.
 
-    An item earns nothing when the candidate is under 10 % of the base answer's length, or (the
+    val_items: {query, rules, chosen, rejected}. A degenerate candidate (`degenerate`: empty,
+    repeating the base answer, echoing the question, cut off, another language) loses outright. An
+    item also earns nothing when the candidate is under 10 % of the base answer's length, or (the
     BLEU drift guard) when its BLEU-4 against the base answer is not above `bleu_threshold`.
-    val_items: {query, rules, chosen, rejected}.
 
     Both guards assume users never want a shorter or a corrected answer: a one-sentence answer is
     under 10 % of a paragraph, BLEU's brevity penalty sends it to ~0, and an Expert that replaces a
@@ -163,6 +257,7 @@ def simulated_win_rate(val_items: list[dict[str, Any]], base_answers: list[str],
     `anchored` (ContrastJudge) a candidate also passes when it is at least as close (ROUGE-L) to the
     endorsed answer as the base answer is. Text that does none of these earns nothing.
     """
+    finish_reasons = finish_reasons or [None] * len(candidate_answers)
     items = []
     for it, base, cand in zip(val_items, base_answers, candidate_answers):
         items += [{**it, "answer": cand}, {**it, "answer": base}]
@@ -171,15 +266,19 @@ def simulated_win_rate(val_items: list[dict[str, Any]], base_answers: list[str],
     for n, (base, cand) in enumerate(zip(base_answers, candidate_answers)):
         cand_score, base_score = scores[2 * n], scores[2 * n + 1]
         endorsed = val_items[n].get("chosen") or base
+        flaw = degenerate(cand, query=val_items[n]["query"], base=base, reference=endorsed,
+                          finish_reason=finish_reasons[n])
         bleu = max(bleu4(cand, base), bleu4(cand, endorsed))
         floor = 0.1 * min(len(base), len(endorsed))
         on_course = bleu > bleu_threshold
         if getattr(judge, "anchored", False):  # or it moves towards what the user wrote
             on_course = on_course or rouge_l(cand, endorsed) >= rouge_l(base, endorsed)
         credit = 0.0
-        if cand_score is not None and base_score is not None and len(cand) >= floor and on_course:
+        if flaw is None and cand_score is not None and base_score is not None and len(cand) >= floor and on_course:
             credit = 1.0 if cand_score > base_score else 0.5 if cand_score == base_score else 0.0
         wins += credit
-        details.append({"score": cand_score, "base_score": base_score, "bleu": round(bleu, 4), "credit": credit})
+        details.append({"score": cand_score, "base_score": base_score, "bleu": round(bleu, 4), "credit": credit,
+                        "flaw": flaw})
     n = len(details)
-    return VerifierResult(win_rate=wins / n if n else 0.0, wins=wins, n=n, details=details)
+    return VerifierResult(win_rate=wins / n if n else 0.0, wins=wins, n=n, details=details,
+                          lower_bound=wilson_bounds(wins, n, confidence)[0])

@@ -170,7 +170,11 @@ def _common_args(out_dir: Path, settings: TrainSettings, progress: bool) -> dict
 
 
 def _epoch_callback(out_dir: Path, record: dict[str, Any]):
-    """A TrainerCallback saving the adapter after every epoch and collecting the logged losses."""
+    """A TrainerCallback saving the adapter after every epoch and collecting the logged losses.
+
+    `record["stop_after_epoch"]` ends training after that epoch; the learning-rate schedule stays
+    the one of the full run, so epoch k equals epoch k of a run that went on (validation picked k).
+    """
     from transformers import TrainerCallback
 
     class EpochSaver(TrainerCallback):
@@ -183,6 +187,8 @@ def _epoch_callback(out_dir: Path, record: dict[str, Any]):
             shutil.rmtree(target, ignore_errors=True)
             os.replace(tmp, target)
             record["epoch_dirs"].append(target)
+            if record.get("stop_after_epoch") and k >= record["stop_after_epoch"]:
+                control.should_training_stop = True
 
         def on_log(self, args, state, control, logs=None, **kwargs):
             if logs and "loss" in logs:
@@ -364,6 +370,7 @@ def build_trainer(
     lora: LoraSettings,
     settings: TrainSettings,
     progress: bool = True,
+    stop_after_epoch: int | None = None,
 ) -> tuple[Any, dict[str, Any]]:
     """The configured TRL trainer `train_adapter` runs, and the record its callback fills
     (`epoch_dirs`, `losses`, `metrics`, `loaded_at`). Loads a fresh base model. Used by the benchmark."""
@@ -388,7 +395,8 @@ def build_trainer(
         bias="none",
         task_type="CAUSAL_LM",
     )
-    record: dict[str, Any] = {"epoch_dirs": [], "losses": [], "metrics": {}, "loaded_at": time.perf_counter()}
+    record: dict[str, Any] = {"epoch_dirs": [], "losses": [], "metrics": {}, "loaded_at": time.perf_counter(),
+                              "stop_after_epoch": stop_after_epoch}
     job = TrainJob(
         model=lm.model,
         tokenizer=lm.tokenizer,
@@ -413,17 +421,20 @@ def train_adapter(
     lora: LoraSettings,
     settings: TrainSettings,
     progress: bool = True,
+    stop_after_epoch: int | None = None,
 ) -> TrainResult:
     """Train one LoRA adapter on `examples` with `objective` and save it after every epoch.
 
     A fresh copy of the base model is loaded from `base_model_path` on every call, so calls never
     share or mutate a model. Returns the saved epoch directories and training statistics.
+    `stop_after_epoch` ends the run after that epoch (the schedule is still the full run's).
     Raises ConfigError for an unknown objective, no examples, or (dpo_sft) an example without
     a rejected answer.
     """
     with _quiet(not progress), quiet_checkpointing_deprecation():
         trainer, record = build_trainer(
-            base_model_path, examples, objective, out_dir, lora=lora, settings=settings, progress=progress
+            base_model_path, examples, objective, out_dir, lora=lora, settings=settings, progress=progress,
+            stop_after_epoch=stop_after_epoch,
         )
         trainer.train()
         seconds = time.perf_counter() - record["loaded_at"]  # model loading excluded

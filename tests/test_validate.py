@@ -1,0 +1,180 @@
+"""Path validation: degenerate answers lose, decisions use a confidence bound, every outcome of a cluster."""
+
+from pathlib import Path
+
+from langchain_core.messages import AIMessage
+
+from uno_graph import prompts
+from uno_graph.adapters.train import TrainResult
+from uno_graph.adapters.validate import ClusterData, PathValidator, make_folds, pick_epoch
+from uno_graph.verify import ContrastJudge, VerifierResult, degenerate, simulated_win_rate, wilson_bounds
+
+Q = "What is the longest river in Spain?"
+BASE = "Spain has many rivers. The Ebro flows through the north and the Tagus through the centre of the country."
+EDIT = "The longest river in Spain is the Tagus."
+
+
+def _win(candidate, finish=None, base=BASE):
+    item = [{"query": Q, "rules": [], "chosen": EDIT, "rejected": base}]
+    return simulated_win_rate(item, [base], [candidate], ContrastJudge(), finish_reasons=[finish])
+
+
+def test_a_good_candidate_wins():
+    assert _win(EDIT).win_rate == 1.0 and _win(EDIT).details[0]["flaw"] is None
+
+
+def test_empty_candidate_loses():
+    assert degenerate("  \n", query=Q, base=BASE) == "empty" and _win("").win_rate == 0.0
+
+
+def test_echoing_the_question_loses():
+    # "Sure. <question>" shares the question's words with the user's short edit, so ROUGE alone rewards it
+    echo = "Sure. What is the longest river in Spain?"
+    assert degenerate(echo, query=Q, base=BASE) == "echoes_question"
+    assert _win(echo).win_rate == 0.0
+    assert degenerate("The longest river in Spain is the Tagus.", query=Q, base=BASE) is None  # restates, answers
+
+
+def test_repeating_the_base_answer_loses():
+    assert degenerate(BASE + " ", query=Q, base=BASE) == "repeats_base"
+    assert _win(BASE).win_rate == 0.0  # a tie before; an adapter that changes nothing has learned nothing
+
+
+def test_an_answer_cut_off_mid_sentence_loses():
+    cut = "The longest river in Spain is the Tagus, which flows from the mountains of"
+    assert degenerate(cut, query=Q, base=BASE, finish_reason="length") == "cut_off"
+    assert _win(cut, finish="length").win_rate == 0.0
+    assert degenerate(cut, query=Q, base=BASE, finish_reason="stop") is None  # ended by the model itself
+    assert degenerate("- one\n- two\n- three.", query=Q, base=BASE, finish_reason="length") is None
+
+
+def test_an_answer_in_another_language_loses():
+    spanish = "El río más largo de España es el Tajo, que nace en la sierra y llega hasta Lisboa."
+    greek = "Ο μεγαλύτερος ποταμός της Ισπανίας είναι ο Τάγος."
+    assert degenerate(spanish, query=Q, base=BASE) == "other_language"
+    assert degenerate(greek, query=Q, base=BASE) == "other_language"
+    assert _win(spanish).win_rate == 0.0
+    code = "```python\nimport random\nprint(random.randint(1, 10))\n```"
+    assert degenerate(code, query="How do I get a random number in Python?", base=BASE) is None
+
+
+def test_decision_uses_a_lower_bound_not_the_point_estimate():
+    seven, nine = wilson_bounds(7, 10)[0], wilson_bounds(9, 10)[0]
+    assert seven < 0.5 < nine  # 70 % of 10 is not reliably better than a coin flip; 90 % is
+    assert wilson_bounds(2, 2)[0] < 0.5 < wilson_bounds(8, 8)[0]  # 2 of 2 decides nothing
+    folds = [VerifierResult(1.0, 2, 2, [{"credit": 1.0, "score": 1, "base_score": 0}] * 2),
+             VerifierResult(0.5, 1, 2, [{"credit": 1.0, "score": 1, "base_score": 0}, {"credit": 0.0, "score": 0,
+                                                                                       "base_score": 1}])]
+    both = VerifierResult.combine(folds)
+    assert (both.n, both.wins, both.win_rate) == (4, 3.0, 0.75) and both.lower_bound == wilson_bounds(3, 4)[0]
+
+
+def test_folds_cover_every_judgeable_pair_once():
+    ids = [f"p{i}" for i in range(11)]
+    folds = make_folds(ids, 2)
+    assert sorted(i for f in folds for i in f) == sorted(ids) and [len(f) for f in folds] == [6, 5]
+    assert make_folds(ids, 2) == folds  # deterministic
+
+
+def test_epoch_choice_prefers_the_lower_bound_then_earliest():
+    r = lambda w, n: VerifierResult(w / n, w, n, [], wilson_bounds(w, n)[0])  # noqa: E731
+    assert pick_epoch([r(5, 10), r(9, 10), r(9, 10), r(8, 10)]) == 2
+
+
+# -- every outcome of a cluster, with a fake model and a fake trainer ---------------------------------
+
+
+class FakeModel:
+    """Answers by which (fake) adapter is active: 'good' experts give the edit, 'echo' experts echo the question;
+    a 'good' critic writes a critique the fake base model follows when revising."""
+
+    def __init__(self):
+        self.loaded = {}
+
+    def load_adapter(self, name, path):
+        self.loaded[name] = str(path)
+
+    def unload_adapter(self, name):
+        self.loaded.pop(name)
+
+    def generate_batch(self, conversations, adapters=None):
+        out = []
+        for conv in conversations:
+            text = conv[-1]["content"]
+            kind = self.loaded.get(adapters, "") if adapters else ""
+            if "## Suggestion" in text:  # revise (base model)
+                query = text.split("## User Question\n", 1)[1].split("\n\n", 1)[0]
+                answer = (f"The answer to '{query}' is short." if "Be short" in text
+                          else text.split("## Initial Answer\n", 1)[1].split("\n\n## Suggestion", 1)[0])
+            elif text.startswith(prompts.CRITIC_USER.split("\n", 1)[0]):  # critique (critic adapter)
+                answer = "1. Be short." if "good" in kind else "1. Write more."
+            elif "good" in kind:
+                answer = f"The answer to '{text}' is short."
+            elif "echo" in kind:
+                answer = f"Sure. {text}"
+            else:
+                answer = f"Well, {text} is a long story with many sides. It depends on a great many things indeed."
+            out.append(AIMessage(answer, response_metadata={"finish_reason": "stop"}))
+        return out
+
+
+def _data(n=8):
+    pairs, rows = [], []
+    for i in range(n):
+        q = f"question number {i} about rivers"
+        base = f"Well, {q} is a long story with many sides. It depends on a great many things indeed."
+        pairs.append({"id": f"p{i}", "query": q, "prompt": [{"role": "user", "content": q}], "rules": ["Be short."],
+                      "chosen": f"The answer to '{q}' is short.", "rejected": base})
+        rows.append({"id": f"p{i}", "query": q, "answer": base, "rules": ["Be short."]})
+    pairs.append({"id": "ok", "query": "q", "prompt": [{"role": "user", "content": "q"}], "rules": [],
+                  "chosen": "fine", "rejected": "fine"})  # an approval: trains, is not judged
+    return ClusterData(pairs=pairs, rows=rows)
+
+
+def _validator(expert_kind, critic_kind, calls):
+    def fit(role, objective, examples, tag, stop):
+        calls.append((role, tag, len(examples)))
+        kind = expert_kind if role == "expert" else critic_kind
+        return TrainResult(objective, [Path(f"{kind}/{tag}/epoch-{k}") for k in (1, 2)], [1.0, 0.5], 0.5, 1.0, 1.0,
+                           len(examples))
+
+    return PathValidator(FakeModel(), ContrastJudge(), fit, folds=2)
+
+
+def test_expert_that_beats_base_is_served_and_validated_on_every_pair():
+    calls = []
+    route, verdicts = _validator("good", "bad", calls).choose("c1", _data(), "expert")
+    assert route == "expert" and len(verdicts) == 1
+    v = verdicts[0]
+    assert v.accepted and v.n_val == 8 and v.win_rate == 1.0 and v.lower_bound > 0.5 and v.epoch == 1
+    assert calls == [("expert", "fold-1", 5), ("expert", "fold-2", 5)]  # 4 + 4 judgeable, approval in both
+
+
+def test_expert_echoing_the_question_fails_and_a_working_critic_is_served():
+    calls = []
+    route, verdicts = _validator("echo", "good", calls).choose("c1", _data(), "expert")
+    assert route == "critic"
+    expert, critic = verdicts
+    assert not expert.accepted and expert.flaws == {"echoes_question": 8}
+    assert critic.accepted and critic.n_val == 8
+
+
+def test_critic_path_that_makes_answers_worse_is_not_served():
+    # the gap test sent the cluster to the Critic; its revisions are no better than base, the Expert echoes
+    route, verdicts = _validator("echo", "bad", []).choose("c1", _data(), "critic")
+    assert route == "base"
+    critic, expert = verdicts
+    assert critic.role == "critic" and not critic.accepted and critic.flaws == {"repeats_base": 8}
+    assert not expert.accepted
+
+
+def test_critic_first_falls_back_to_a_good_expert():
+    route, verdicts = _validator("good", "bad", []).choose("c1", _data(), "critic")
+    assert route == "expert" and [v.role for v in verdicts] == ["critic", "expert"]
+
+
+def test_too_few_judgeable_pairs_are_served_by_base_with_the_reason():
+    calls = []
+    route, verdicts = _validator("good", "good", calls).choose("c1", _data(n=3), "expert")
+    assert route == "base" and calls == []  # nothing trained
+    assert "only 3 judgeable" in verdicts[0].reason

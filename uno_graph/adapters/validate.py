@@ -1,0 +1,186 @@
+"""Which path serves a cluster — Expert, Critic or the base model — decided on held-out folds (UNO §5).
+
+Every judgeable pair of a cluster (a chosen answer that differs from the logged one) takes part in
+validation exactly once: the pairs are dealt into `val_folds` folds, and for each fold a candidate
+adapter is trained on the rest of the cluster's data (approvals included) and answers the fold's
+queries. Each path is validated as it is served:
+
+* Expert: the adapter answers directly; every saved epoch is validated, so the epoch is chosen too.
+* Critic: the adapter critiques the base answer and the base model revises it (critique → revise).
+
+A path is accepted when its win rate over base (ties half) is at least `win_rate_threshold` (the
+paper's 0.53) *and* its one-sided Wilson lower bound at `win_confidence` is at least
+`min_win_lower_bound` — on 10 items 7 wins do not pass, 8 do. Degenerate answers lose outright
+(`verify.degenerate`). The adapter that is served is then trained on all of the cluster's data and
+stopped at the epoch validation chose. The path the gap test prefers is tried first, then the other;
+when both fail the cluster is served by the base model and the verdicts say why.
+
+The reference validated each Expert on the 20 % of a cluster that remained after an 80/20 split —
+2 or 3 logs in a 20-log cluster — and took the point estimate; it never validated the Critic path.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from uno_graph import prompts
+from uno_graph.adapters.train import TrainExample, TrainResult
+from uno_graph.verify import Judge, VerifierResult, simulated_win_rate
+
+# fit(role, objective, examples, tag, stop_after_epoch) -> TrainResult, trained into a temporary folder
+Fit = Callable[[str, str, list[TrainExample], str, "int | None"], TrainResult]
+
+
+def make_folds(ids: list[str], k: int, seed: int = 42) -> list[list[str]]:
+    """Deal ids (sorted, then shuffled with `seed`) round-robin into k folds of near-equal size."""
+    ordered = sorted(ids)
+    random.Random(seed).shuffle(ordered)
+    k = max(1, min(k, len(ordered)))
+    return [sorted(ordered[i::k]) for i in range(k)]
+
+
+def pick_epoch(results: list[VerifierResult]) -> int:
+    """1-based epoch with the best lower bound, then win rate, then margin; the earliest on a full tie."""
+    best = max(range(len(results)), key=lambda i: (results[i].lower_bound, results[i].win_rate,
+                                                   results[i].margin, -i))
+    return best + 1
+
+
+@dataclass
+class PathVerdict:
+    """The validation of one path of one cluster."""
+
+    role: str  # "expert" | "critic"
+    accepted: bool
+    reason: str
+    win_rate: float = 0.0
+    lower_bound: float = 0.0
+    n_val: int = 0
+    epoch: int | None = None
+    epochs: list[dict[str, float]] = field(default_factory=list)  # Expert: per-epoch validation
+    flaws: dict[str, int] = field(default_factory=dict)  # degenerate answers by kind, at the chosen epoch
+    details: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in vars(self).items()}
+
+
+@dataclass
+class ClusterData:
+    """What a cluster brings to training and validation."""
+
+    pairs: list[dict[str, Any]]  # pairs.jsonl rows of the members with a chosen answer
+    rows: list[dict[str, Any]]  # distill.jsonl rows of the members
+
+    @property
+    def judgeable(self) -> list[dict[str, Any]]:
+        return [p for p in self.pairs if p["chosen"] != p["rejected"]]
+
+    def expert_examples(self, exclude: set[str] = frozenset()) -> list[TrainExample]:
+        return [TrainExample(prompt=p["prompt"], chosen=p["chosen"], rejected=p["rejected"], id=p["id"],
+                             user_id=p.get("user_id")) for p in self.pairs if p["id"] not in exclude]
+
+    def critic_examples(self, exclude: set[str] = frozenset()) -> list[TrainExample]:
+        return [TrainExample(prompt=prompts.critic_messages(r["query"], r["answer"]), chosen=prompts.numbered(r["rules"]),
+                             id=r["id"], user_id=r.get("user_id")) for r in self.rows if r["rules"] and r["id"] not in exclude]
+
+
+class PathValidator:
+    """Validates the Expert and Critic paths of clusters against the base model (one serving model)."""
+
+    def __init__(self, model, judge: Judge, fit: Fit, *, folds: int = 2, seed: int = 42,
+                 win_rate_threshold: float = 0.53, min_win_lower_bound: float = 0.5, confidence: float = 0.95,
+                 bleu_threshold: float = 0.05, min_judgeable: int = 4) -> None:
+        self.model, self.judge, self.fit = model, judge, fit
+        self.folds, self.seed = folds, seed
+        self.win_rate_threshold, self.min_win_lower_bound = win_rate_threshold, min_win_lower_bound
+        self.confidence, self.bleu_threshold, self.min_judgeable = confidence, bleu_threshold, min_judgeable
+
+    # -- generation -------------------------------------------------------------------------------
+    def _answers(self, conversations, adapter: str | None) -> tuple[list[str], list[str | None]]:
+        replies = self.model.generate_batch(conversations, adapters=adapter) if conversations else []
+        return [str(m.content) for m in replies], [m.response_metadata.get("finish_reason") for m in replies]
+
+    def _with_adapter(self, name: str, path, fn):
+        self.model.load_adapter(name, path)
+        try:
+            return fn(name)
+        finally:
+            self.model.unload_adapter(name)
+
+    def _score(self, val: list[dict[str, Any]], base: list[str], answers: list[str], finishes) -> VerifierResult:
+        items = [{"query": p["query"], "rules": p["rules"], "chosen": p["chosen"], "rejected": p["rejected"]}
+                 for p in val]
+        return simulated_win_rate(items, base, answers, self.judge, bleu_threshold=self.bleu_threshold,
+                                  finish_reasons=finishes, confidence=self.confidence)
+
+    def _accept(self, result: VerifierResult) -> tuple[bool, str]:
+        if result.win_rate < self.win_rate_threshold:
+            return False, f"win rate {result.win_rate:.2f} < {self.win_rate_threshold} on {result.n} held-out logs"
+        if result.lower_bound < self.min_win_lower_bound:
+            return False, (f"win rate {result.win_rate:.2f} on {result.n} held-out logs, but its lower bound "
+                           f"{result.lower_bound:.2f} < {self.min_win_lower_bound} (not reliably better than base)")
+        return True, f"beats base: win rate {result.win_rate:.2f}, lower bound {result.lower_bound:.2f}, n {result.n}"
+
+    # -- the two paths ------------------------------------------------------------------------------
+    def validate(self, role: str, cluster_id: str, data: ClusterData, folds: list[list[str]],
+                 base: dict[str, str]) -> PathVerdict:
+        by_id = {p["id"]: p for p in data.judgeable}
+        parts: list[list[VerifierResult]] = []  # [fold][epoch]
+        for f, fold in enumerate(folds):
+            held = set(fold)
+            examples = data.expert_examples(held) if role == "expert" else data.critic_examples(held)
+            if len(examples) < 2:
+                return PathVerdict(role, False, f"fold {f + 1}: only {len(examples)} training example(s)")
+            objective = "dpo_sft" if role == "expert" else "sft"
+            trained = self.fit(role, objective, examples, f"fold-{f + 1}", None)
+            val = [by_id[i] for i in fold]
+            base_answers = [base[i] for i in fold]
+            dirs = trained.epoch_dirs if role == "expert" else trained.epoch_dirs[-1:]
+            per_epoch = []
+            for k, epoch_dir in enumerate(dirs, start=1):
+                name = f"validate-{cluster_id}-{role}-{f + 1}-{k}"
+                if role == "expert":
+                    answers, finishes = self._with_adapter(
+                        name, epoch_dir, lambda a: self._answers([p["prompt"] for p in val], a))
+                else:
+                    answers, finishes = self._with_adapter(name, epoch_dir, lambda a: self._critic_path(val, base_answers, a))
+                per_epoch.append(self._score(val, base_answers, answers, finishes))
+            parts.append(per_epoch)
+        combined = [VerifierResult.combine([fold[k] for fold in parts], self.confidence) for k in range(len(parts[0]))]
+        epoch = pick_epoch(combined)
+        best = combined[epoch - 1]
+        accepted, reason = self._accept(best)
+        return PathVerdict(
+            role, accepted, reason, round(best.win_rate, 4), round(best.lower_bound, 4), best.n,
+            epoch=epoch if role == "expert" else len(trained.epoch_dirs),
+            epochs=[{"epoch": k, "win_rate": round(r.win_rate, 4), "lower_bound": round(r.lower_bound, 4),
+                     "margin": round(r.margin, 4)} for k, r in enumerate(combined, start=1)] if role == "expert" else [],
+            flaws=dict(Counter(d["flaw"] for d in best.details if d["flaw"])), details=best.details)
+
+    def _critic_path(self, val, base_answers: list[str], adapter: str) -> tuple[list[str], list[str | None]]:
+        critiques, _ = self._answers([prompts.critic_messages(p["query"], b) for p, b in zip(val, base_answers)], adapter)
+        return self._answers([prompts.revise_messages(p["query"], b, c) for p, b, c in zip(val, base_answers, critiques)],
+                             None)
+
+    def choose(self, cluster_id: str, data: ClusterData, first: str) -> tuple[str, list[PathVerdict]]:
+        """Route for the cluster ("expert" | "critic" | "base") and the verdict of each path tried."""
+        judgeable = data.judgeable
+        if len(judgeable) < self.min_judgeable:
+            reason = (f"only {len(judgeable)} judgeable log(s) (an answer the user endorsed that differs from the "
+                      f"logged one); validation needs {self.min_judgeable}")
+            return "base", [PathVerdict("expert", False, reason), PathVerdict("critic", False, reason)]
+        folds = make_folds([p["id"] for p in judgeable], self.folds, self.seed)
+        base_texts, _ = self._answers([p["prompt"] for p in judgeable], None)
+        base = {p["id"]: t for p, t in zip(judgeable, base_texts)}
+        verdicts = []
+        for role in (first, "critic" if first == "expert" else "expert"):
+            verdict = self.validate(role, cluster_id, data, folds, base)
+            verdicts.append(verdict)
+            if verdict.accepted:
+                return role, verdicts
+        return "base", verdicts
