@@ -57,3 +57,16 @@ def test_gap_scorer_and_embedder_are_real(real):
     vectors = shared_embedder().encode(["boil an egg", "cook an egg", "capital of Peru"])
     assert vectors.shape == (3, 384)
     assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2]
+
+
+def test_likelihood_gap_separates_its_anchors_on_the_embedded_model(real):
+    """The default gap signal decides on the embedded model: its calibration anchors are told apart."""
+    from uno_graph.gap import LikelihoodScorer, calibrate_likelihood, likelihood_gap
+
+    lm, chat = real
+    logs = [{"prompt": [{"role": "user", "content": q}], "answer": chat.invoke(q).content} for q in QUESTIONS]
+    scorer = LikelihoodScorer(lm.model, lm.tokenizer)
+    cal = calibrate_likelihood(scorer, logs, per_anchor=6)
+    assert cal.auc >= 0.9 and cal.covered_gap < cal.threshold < cal.novel_gap
+    same = likelihood_gap(scorer, [logs[0]["prompt"]], [logs[0]["answer"]], [logs[0]["answer"]])
+    assert abs(same[0]) < 1e-5

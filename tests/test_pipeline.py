@@ -32,7 +32,7 @@ def _logs(path):
 
 def _config(tiny_lm_dir):
     return UnoConfig(base_model=str(tiny_lm_dir), min_cluster_size=4, max_new_tokens=6, gap_threshold=0.99,
-                     win_rate_threshold=0.0, train=TrainSettings(epochs=1, batch_size=4, max_prompt_tokens=64,
+                     win_rate_threshold=0.0, min_win_lower_bound=0.0, train=TrainSettings(epochs=1, batch_size=4, max_prompt_tokens=64,
                                                                  max_answer_tokens=32))
 
 
@@ -85,3 +85,25 @@ def test_learn_end_to_end_then_resume_after_crash(tmp_path, tiny_lm_dir, teacher
     meta = out["messages"][-1].response_metadata
     cook = next(c for c in result.clusters if c["topics"] == {"cook": 7})
     assert meta["uno_cluster"] == cook["id"] and meta["uno_route"] == cook["route"]
+
+
+def test_clusters_whose_paths_both_lose_are_served_by_base_and_say_why(tmp_path, tiny_lm_dir, teacher, capsys):
+    from uno_graph.cli import main
+
+    logs = _logs(tmp_path / "logs.jsonl")
+    work = tmp_path / "work"
+    config = _config(tiny_lm_dir)
+    config.win_rate_threshold = 1.0  # a random tiny LM cannot beat base on every held-out log
+    result = pipeline.learn([logs], work, config, teacher=teacher, progress=False)
+    eligible = [c for c in result.clusters if c["size"] >= 4]
+    assert eligible and all(c["route"] == "base" and c["adapter"] is None for c in eligible)
+    for c in eligible:
+        assert c["reason"].startswith("served by base: expert win rate") and "critic win rate" in c["reason"]
+    assert not list((work / "adapters").glob("*/*"))  # nothing published
+    rows = {json.loads(x)["cluster_id"]: json.loads(x) for x in (work / "stages" / "train.jsonl").read_text().splitlines()}
+    for c in eligible:
+        assert rows[c["id"]]["expert"]["n_val"] == 7 and rows[c["id"]]["critic"]["n_val"] == 7  # every edit validated
+    summary = json.loads((work / "summary.json").read_text())
+    assert {c["reason"] for c in summary["clusters"] if c["size"] >= 4} == {c["reason"] for c in eligible}
+    assert main(["inspect", "--workdir", str(work)]) == 0
+    assert capsys.readouterr().out.count("why: served by base") == len(eligible)

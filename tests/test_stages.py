@@ -215,3 +215,28 @@ def test_learn_flags_reach_the_training_settings():
     cfg = _config(args)
     assert (cfg.train.epochs, cfg.train.batch_size) == (3, 4)
     assert _config(build_parser().parse_args(["learn", "l", "--workdir", "w"])).train == UnoConfig().train
+
+
+class FixedGapScorer:
+    """Mean log-likelihood: the model's own words are likely; capitals, 'Pineapple' and another
+    question's answer are not."""
+
+    def mean_logprob(self, prompts_, answers):
+        def own(prompt, answer):
+            return not prompt or f"Answer {prompt[0]['content'][1:]}." in answer
+        return [-3.0 if (a.isupper() or "Pineapple" in a or not own(p, a)) else -1.0 for p, a in zip(prompts_, answers)]
+
+
+def test_likelihood_gap_calibrates_on_anchors_and_orders_clusters():
+    from uno_graph.gap import calibrate_likelihood, cluster_likelihood_gap
+
+    logs = [{"prompt": [{"role": "user", "content": f"q{i}"}], "answer": f"Answer {i}. More words here."}
+            for i in range(6)]
+    cal = calibrate_likelihood(FixedGapScorer(), logs, per_anchor=6)
+    assert cal.covered_gap < cal.threshold < cal.novel_gap and cal.auc > 0.9
+    near = [{"prompt": [], "chosen": "1. Answer.", "rejected": "Answer."}] * 3
+    far = [{"prompt": [], "chosen": "PINEAPPLE: ANSWER!!!", "rejected": "Answer."}] * 3
+    approvals = [{"prompt": [], "chosen": "Same.", "rejected": "Same."}]
+    assert cluster_likelihood_gap(FixedGapScorer(), near + approvals)["gap"] < cal.threshold
+    assert cluster_likelihood_gap(FixedGapScorer(), far + approvals)["gap"] >= cal.threshold
+    assert cluster_likelihood_gap(FixedGapScorer(), approvals)["scored_logs"] == 0

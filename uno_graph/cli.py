@@ -15,7 +15,7 @@ from uno_graph.errors import UnoGraphError
 def _config(args: argparse.Namespace) -> UnoConfig:
     cfg = UnoConfig(base_model=args.base_model, embedder=args.embedder,
                     cluster_threshold=args.cluster_threshold, min_cluster_size=args.min_cluster_size,
-                    gap_threshold=args.gap_threshold, win_rate_threshold=args.win_rate_threshold,
+                    gap_signal=args.gap_signal, gap_threshold=args.gap_threshold, win_rate_threshold=args.win_rate_threshold,
                     bleu_threshold=args.bleu_threshold, max_new_tokens=args.max_new_tokens)
     cfg.train = TrainSettings(**{**vars(cfg.train), "epochs": args.epochs, "batch_size": args.batch_size})
     return cfg
@@ -48,11 +48,7 @@ def cmd_learn(args: argparse.Namespace) -> int:
     print("pairs: " + ", ".join(f"{k} {v}" for k, v in sorted(result.pair_reasons.items())))
     if result.calibration:
         c = result.calibration
-        print(f"gap threshold {c['threshold']:.3f} (calibrated: covered anchors {c['covered_novelty']:.3f}, "
-              f"novel anchors {c['novel_novelty']:.3f})")
-        if c["separation"] < _config(args).min_gap_separation:
-            print(f"  the gap scorer cannot separate its anchors (separation {c['separation']:.3f} < "
-                  f"{_config(args).min_gap_separation}): every cluster tried an Expert; the verifier decided")
+        print("gap calibration: " + ", ".join(f"{k} {v}" for k, v in c.items()))
     print(f"\n{'cluster':<12}{'size':>5}  {'gap':>6}  {'route':<7}{'win':>6}{'low':>6}  topics / adapter")
     for c in result.clusters:
         gap = "-" if c["gap"] is None else f"{c['gap']:.3f}"
@@ -194,7 +190,9 @@ def build_parser() -> argparse.ArgumentParser:
     d = UnoConfig()
     p.add_argument("--cluster-threshold", type=float, default=d.cluster_threshold, help="Ward merge height")
     p.add_argument("--min-cluster-size", type=int, default=d.min_cluster_size)
-    p.add_argument("--gap-threshold", type=float, default=None, help="fixed min-novelty threshold (default: calibrated)")
+    p.add_argument("--gap-signal", choices=("likelihood", "yesno"), default=d.gap_signal,
+                   help="likelihood: base model's log-likelihood of endorsed vs logged answers; yesno: the paper's")
+    p.add_argument("--gap-threshold", type=float, default=None, help="fixed gap threshold (default: calibrated)")
     p.add_argument("--win-rate-threshold", type=float, default=d.win_rate_threshold, help="paper: 0.53")
     p.add_argument("--bleu-threshold", type=float, default=d.bleu_threshold, help="paper: 0.05")
     p.add_argument("--epochs", type=int, default=d.train.epochs)

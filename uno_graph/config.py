@@ -64,9 +64,14 @@ class UnoConfig:
     # base model; None = each cluster's own reach (95th-percentile member distance × route_margin)
     route_threshold: float | None = None
     route_margin: float = 1.5
-    # cognitive gap: a cluster whose min novelty is >= threshold is high-gap → Critic (paper: 0.45
-    # for its reranker; None = calibrate on the run's own data, see gap.py)
+    # cognitive gap (gap.py): "likelihood" = how much less likely the base model finds the endorsed
+    # answers than its own, in nats/token; "yesno" = the paper's yes/no novelty per rule (0.45 for its
+    # reranker). A cluster at or above the threshold tries the Critic path first. None = calibrate on
+    # the run's own logs
+    gap_signal: str = "likelihood"
     gap_threshold: float | None = None
+    # a likelihood scorer that orders fewer of its anchor pairs right than this decides nothing
+    min_gap_auc: float = 0.9
     # a calibrated scorer whose anchors differ by less than this cannot tell covered needs from novel
     # ones; the gap test then decides nothing: every cluster tries an Expert and the verifier decides
     min_gap_separation: float = 0.1
@@ -97,7 +102,9 @@ class UnoConfig:
             ("min_cluster_size", self.min_cluster_size, self.min_cluster_size >= 2, "an integer >= 2"),
             ("route_threshold", self.route_threshold, self.route_threshold is None or self.route_threshold > 0, "None or a positive number"),
             ("route_margin", self.route_margin, self.route_margin > 0, "a positive number"),
-            ("gap_threshold", self.gap_threshold, self.gap_threshold is None or 0 <= self.gap_threshold <= 1, "None or a number in [0, 1]"),
+            ("gap_signal", self.gap_signal, self.gap_signal in ("likelihood", "yesno"), "'likelihood' or 'yesno'"),
+            ("gap_threshold", self.gap_threshold, self.gap_threshold is None or self.gap_signal == "likelihood" or 0 <= self.gap_threshold <= 1, "None or, for 'yesno', a number in [0, 1]"),
+            ("min_gap_auc", self.min_gap_auc, 0 <= self.min_gap_auc <= 1, "a number in [0, 1]"),
             ("min_gap_separation", self.min_gap_separation, 0 <= self.min_gap_separation <= 1, "a number in [0, 1]"),
             ("win_rate_threshold", self.win_rate_threshold, 0 <= self.win_rate_threshold <= 1, "a number in [0, 1]"),
             ("bleu_threshold", self.bleu_threshold, 0 <= self.bleu_threshold <= 1, "a number in [0, 1]"),

@@ -1,5 +1,17 @@
 """Cognitive gap per cluster (UNO §4): is what users asked for already in the model's prior?
 
+Two signals. The default, `likelihood`, asks the base model itself how far the answers users
+endorsed are from what it would write: per judgeable log, the mean per-token log-likelihood of the
+model's own (logged) answer minus that of the endorsed answer (nats per token, end-of-turn token
+included so "stop sooner" counts). A cluster's gap is the median over its logs. The threshold is
+calibrated on the run's own logs with anchors whose answer is known: *covered* = the model's own
+answer cut to its first sentences (what it writes anyway), *novel* = its own answer under
+conventions no model would guess (capital letters throughout; "Pineapple:" first and "!!!" after
+every sentence; another question's answer). `LikelihoodCalibration.auc` says how well the scorer
+orders the anchors (1.0 = every novel anchor above every covered one).
+
+The paper's yes/no signal follows (`yesno`), kept for comparison:
+
 The reference asks a 0.6B reranker, per feedback rule, "is this suggestion already covered by the
 model's own suggestions?" and reads P(yes) from the "yes"/"no" logits; novelty = 1 − P(yes). A
 cluster whose *minimum* novelty (per log, averaged over members) is at least the threshold is high
@@ -14,6 +26,7 @@ gives to rules every answer already follows and to arbitrary conventions no mode
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -120,3 +133,116 @@ def cluster_gap(scorer: YesNo, members: list[dict[str, Any]]) -> dict[str, float
             "mean_novelty": float(np.mean([np.mean(v) for v in values])),
             "max_novelty": float(np.mean([max(v) for v in values])),
             "scored_logs": len(values)}
+
+
+# -- the likelihood gap ------------------------------------------------------------------------------
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+
+
+class LikelihoodScorer:
+    """Mean per-token log-likelihood of an answer given its chat prompt, under a causal LM (adapters off)."""
+
+    def __init__(self, model, tokenizer, batch_size: int = 8, max_answer_tokens: int = 160) -> None:
+        self.model, self.tokenizer = model, tokenizer
+        self.batch_size, self.max_answer_tokens = batch_size, max_answer_tokens
+
+    def mean_logprob(self, prompts_: list[list[dict[str, str]]], answers: list[str]) -> list[float]:
+        import torch
+
+        out: list[float] = []
+        tok = self.tokenizer
+        end = tok.eos_token or ""
+        for start in range(0, len(answers), self.batch_size):
+            seqs, spans = [], []
+            for messages, answer in zip(prompts_[start:start + self.batch_size], answers[start:start + self.batch_size]):
+                prompt = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+                prompt_ids = tok.encode(prompt, add_special_tokens=False)
+                answer_ids = tok.encode(answer.strip() + end, add_special_tokens=False)[: self.max_answer_tokens]
+                seqs.append(list(prompt_ids) + answer_ids)
+                spans.append((len(prompt_ids), len(prompt_ids) + len(answer_ids)))
+            width = max(len(x) for x in seqs)
+            pad = tok.pad_token_id if tok.pad_token_id is not None else 0
+            ids = torch.tensor([x + [pad] * (width - len(x)) for x in seqs])
+            mask = torch.tensor([[1] * len(x) + [0] * (width - len(x)) for x in seqs])
+            with torch.no_grad():
+                logits = self.model(input_ids=ids, attention_mask=mask).logits.float()
+            logp = torch.log_softmax(logits[:, :-1], dim=-1).gather(-1, ids[:, 1:, None])[..., 0]
+            for row, (a, b) in enumerate(spans):
+                out.append(float(logp[row, a - 1:b - 1].mean()) if b > a else 0.0)
+        return out
+
+
+def likelihood_gap(scorer: LikelihoodScorer, prompts_: list[list[dict[str, str]]], logged: list[str],
+                   endorsed: list[str]) -> list[float]:
+    """Per log: mean log-likelihood of the logged answer minus that of the endorsed one (nats/token)."""
+    both = scorer.mean_logprob(prompts_ + prompts_, logged + endorsed)
+    n = len(logged)
+    return [both[i] - both[n + i] for i in range(n)]
+
+
+def _first_sentences(text: str, share: float = 0.5) -> str:
+    parts = [p for p in _SENTENCE_END.split(text.strip()) if p]
+    keep = max(1, round(len(parts) * share))
+    return " ".join(parts[:keep])
+
+
+NOVEL_CONVENTIONS = (
+    lambda text, other: text.upper(),
+    lambda text, other: "Pineapple: " + " ".join(p.rstrip(".!?") + "!!!" for p in _SENTENCE_END.split(text.strip()) if p),
+    lambda text, other: other,  # another question's answer
+)
+
+
+@dataclass
+class LikelihoodCalibration:
+    threshold: float
+    covered_gap: float
+    novel_gap: float
+    auc: float  # share of (covered, novel) anchor pairs the scorer orders right; 0.5 = cannot tell
+    n_anchors: int
+
+    @property
+    def separation(self) -> float:
+        return self.novel_gap - self.covered_gap
+
+    def to_dict(self) -> dict[str, float]:
+        return {**{k: round(v, 4) for k, v in vars(self).items()}, "separation": round(self.separation, 4)}
+
+
+def calibrate_likelihood(scorer: LikelihoodScorer, logs: list[dict[str, Any]], per_anchor: int = 8,
+                         seed: int = 42) -> LikelihoodCalibration:
+    """Threshold = midpoint of the covered and novel anchors' mean gap, on a sample of the run's logs.
+
+    logs: {prompt, answer} rows (the model's own logged answers).
+    """
+    rng = np.random.default_rng(seed)
+    pick = rng.choice(len(logs), size=min(per_anchor, len(logs)), replace=False)
+    sample = [logs[i] for i in pick]
+    prompts_, logged, endorsed, novel_flags = [], [], [], []
+    for k, row in enumerate(sample):
+        other = sample[(k + 1) % len(sample)]["answer"]
+        variants = [(_first_sentences(row["answer"]), False)]
+        variants += [(convention(row["answer"], other), True) for convention in NOVEL_CONVENTIONS]
+        for text, novel in variants:
+            prompts_.append(row["prompt"])
+            logged.append(row["answer"])
+            endorsed.append(text)
+            novel_flags.append(novel)
+    gaps = likelihood_gap(scorer, prompts_, logged, endorsed)
+    covered = [g for g, n in zip(gaps, novel_flags) if not n]
+    novel = [g for g, n in zip(gaps, novel_flags) if n]
+    ordered = sum((n > c) + 0.5 * (n == c) for n in novel for c in covered)
+    c, n = float(np.mean(covered)), float(np.mean(novel))
+    return LikelihoodCalibration(threshold=(c + n) / 2, covered_gap=c, novel_gap=n,
+                                 auc=ordered / (len(novel) * len(covered)), n_anchors=len(gaps))
+
+
+def cluster_likelihood_gap(scorer: LikelihoodScorer, pairs: list[dict[str, Any]]) -> dict[str, float | int]:
+    """Median and mean likelihood gap over a cluster's judgeable pairs (chosen differs from rejected)."""
+    judgeable = [p for p in pairs if p.get("chosen") and p["chosen"] != p["rejected"]]
+    if not judgeable:
+        return {"gap": 0.0, "mean_gap": 0.0, "scored_logs": 0}
+    gaps = likelihood_gap(scorer, [p["prompt"] for p in judgeable], [p["rejected"] for p in judgeable],
+                          [p["chosen"] for p in judgeable])
+    return {"gap": float(np.median(gaps)), "mean_gap": float(np.mean(gaps)), "scored_logs": len(gaps)}

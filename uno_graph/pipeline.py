@@ -81,6 +81,13 @@ class _Run:
         return self._embedder
 
     @property
+    def likelihood_scorer(self):
+        from uno_graph.gap import LikelihoodScorer
+
+        lm = self.serving._engine.loaded  # the base model; adapter layers stay disabled outside a call
+        return LikelihoodScorer(lm.model, lm.tokenizer, max_answer_tokens=self.config.train.max_answer_tokens)
+
+    @property
     def scorer(self):
         if self._scorer is None:
             from uno_graph.gap import YesNoScorer
@@ -132,7 +139,7 @@ def learn(log_paths: list[str | Path], workdir: str | Path, config: UnoConfig | 
     pairs = _pairs(run, rows, decisions)
     store = store or UnoStore.persistent(wd.chroma)
     clusters = _cluster(run, rows, pairs, store)
-    gaps = _gap(run, clusters, rows)
+    gaps = _gap(run, clusters, rows, pairs)
     trained = _train(run, clusters, gaps, pairs, rows, store)
 
     reasons: dict[str, int] = {}
@@ -143,7 +150,7 @@ def learn(log_paths: list[str | Path], workdir: str | Path, config: UnoConfig | 
         g = gaps.get(c["id"], {})
         tr = trained.get(c["id"], {})
         table.append({"id": c["id"], "size": c["size"], "topics": c.get("topics", {}),
-                      "gap": g.get("min_novelty"), "decision": g.get("decision", "base"),
+                      "gap": g.get("value"), "decision": g.get("decision", "base"),
                       "route": tr.get("route", "base"), "win_rate": tr.get("win_rate"),
                       "lower_bound": tr.get("lower_bound"), "adapter": tr.get("adapter"),
                       "reason": tr.get("reason") or ("" if c["eligible"] else
@@ -254,39 +261,52 @@ def _previous_clusters(wd: Workdir) -> list[dict[str, Any]]:
     return wd.read("clusters") if path.exists() else []
 
 
-def _gap(run: _Run, clusters, rows) -> dict[str, dict[str, Any]]:
-    from uno_graph.gap import calibrate, cluster_gap
+def _gap(run: _Run, clusters, rows, pairs) -> dict[str, dict[str, Any]]:
+    """Per eligible cluster: the gap test's choice of the path to try first (`decision`)."""
+    from uno_graph.gap import calibrate, calibrate_likelihood, cluster_gap, cluster_likelihood_gap
 
     t = time.perf_counter()
     stage = "gap"
+    cfg = run.config
     by_id = {r["id"]: r for r in rows}
+    pair_by_id = {p["id"]: p for p in pairs}
     eligible = [c for c in clusters if c["eligible"]]
-    inputs = fingerprint(run.wd.output_fingerprint("clusters"), run.config.base_model, run.config.gap_threshold,
-                         run.config.min_gap_separation)
+    inputs = fingerprint(run.wd.output_fingerprint("clusters"), run.wd.output_fingerprint("pairs"), cfg.base_model,
+                         cfg.gap_signal, cfg.gap_threshold, cfg.min_gap_separation, cfg.min_gap_auc)
     if run.wd.begin(stage, inputs):
         done = {g["cluster_id"] for g in run.wd.read(stage)}
-        cal = None
-        threshold = run.config.gap_threshold
-        informative = True
+        likelihood = cfg.gap_signal == "likelihood"
+        scorer = run.likelihood_scorer if likelihood else run.scorer
+        cal, threshold, informative = None, cfg.gap_threshold, True
         if threshold is None:
-            cal = calibrate(run.scorer, [by_id[m]["query"] for c in eligible for m in c["members"]])
+            members = [by_id[m] for c in eligible for m in c["members"]]
+            if likelihood:
+                cal = calibrate_likelihood(scorer, [{"prompt": r["prompt"], "answer": r["answer"]} for r in members])
+                informative = cal.auc >= cfg.min_gap_auc
+            else:
+                cal = calibrate(scorer, [r["query"] for r in members])
+                informative = cal.separation >= cfg.min_gap_separation
             threshold = cal.threshold
-            informative = cal.separation >= run.config.min_gap_separation
             if not informative:
-                log.warning("gap scorer separates its calibration anchors by only %.3f (< %.3f): the gap test is "
-                            "uninformative, every cluster tries an Expert and the verifier decides",
-                            cal.separation, run.config.min_gap_separation)
+                log.warning("the gap scorer cannot order its calibration anchors (%s): the gap test decides nothing, "
+                            "every cluster tries an Expert first", cal.to_dict())
         with run.wd.append(stage) as out:
             for c in tqdm(eligible, desc="gap", unit="cluster", disable=not run.progress):
                 if c["id"] in done:
                     continue
-                stats = cluster_gap(run.scorer, [by_id[m] for m in c["members"]])
-                high_gap = bool(stats["scored_logs"]) and stats["min_novelty"] >= threshold
+                if likelihood:
+                    stats = cluster_likelihood_gap(scorer, [pair_by_id[m] for m in c["members"] if m in pair_by_id])
+                    value = stats["gap"]
+                else:
+                    stats = cluster_gap(scorer, [by_id[m] for m in c["members"]])
+                    value = stats["min_novelty"]
+                high_gap = bool(stats["scored_logs"]) and value >= threshold
                 decision = "critic" if high_gap and informative else "expert"
-                out.write({"cluster_id": c["id"], **{k: round(v, 4) if isinstance(v, float) else v for k, v in stats.items()},
+                out.write({"cluster_id": c["id"], "signal": cfg.gap_signal, "value": round(value, 4),
+                           **{k: round(v, 4) if isinstance(v, float) else v for k, v in stats.items()},
                            "threshold": round(threshold, 4), "decision": decision, "informative": informative})
         run.wd.mark_done(stage, inputs, {"threshold": threshold, "calibration": cal.to_dict() if cal else None,
-                                         "informative": informative})
+                                         "informative": informative, "signal": cfg.gap_signal})
     run.timed("gap", t)
     return {g["cluster_id"]: g for g in run.wd.read(stage)}
 
