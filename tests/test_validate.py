@@ -178,3 +178,30 @@ def test_too_few_judgeable_pairs_are_served_by_base_with_the_reason():
     route, verdicts = _validator("good", "good", calls).choose("c1", _data(n=3), "expert")
     assert route == "base" and calls == []  # nothing trained
     assert "only 3 judgeable" in verdicts[0].reason
+
+
+def test_answer_budget_follows_the_endorsed_answers_and_ends_at_a_sentence():
+    from uno_graph.budget import answer_budget, end_at_sentence
+
+    assert answer_budget([30, 35, 40, 28], 128) == 51  # short edits: 1.3 × their 90th percentile
+    assert answer_budget([120, 130, 90], 128) is None  # as long as the serving budget: no budget
+    assert answer_budget([], 128) is None and answer_budget([3, 4], 128) == 16  # a floor
+    assert end_at_sentence("The Tagus is long. It flows through Spain and Portu", "length") == ("The Tagus is long.", "stop")
+    assert end_at_sentence("Short.", "stop") == ("Short.", "stop")
+    assert end_at_sentence("no sentence end at all in this text", "length")[1] == "length"  # stays cut off
+
+
+def test_expert_is_validated_with_its_answer_budget():
+    seen = []
+
+    class Budgeted(FakeModel):
+        def generate_batch(self, conversations, adapters=None, max_new_tokens=None):
+            seen.append((adapters is not None, max_new_tokens))
+            return super().generate_batch(conversations, adapters)
+
+    validator = _validator("good", "bad", [])
+    validator.model = Budgeted()
+    route, _ = validator.choose("c1", _data(), "expert", budget=40)
+    assert route == "expert"
+    assert seen[0] == (False, None)  # base answers: the model's own budget
+    assert all(b == 40 for with_adapter, b in seen[1:] if with_adapter)

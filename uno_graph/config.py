@@ -89,6 +89,10 @@ class UnoConfig:
     teacher_max_new_tokens: int = 96  # rules and revisions of the default teacher
     # reply budget of the verify stage's rubric judge (any teacher): its reply starts with the score
     judge_max_new_tokens: int = 24
+    # an Expert's answers get a token budget of budget_margin × the 90th percentile of its cluster's
+    # endorsed answers' lengths (when under max_new_tokens) and end at a complete sentence (budget.py)
+    answer_budget: bool = True
+    budget_margin: float = 1.3
     lora: LoraSettings = field(default_factory=LoraSettings)
     train: TrainSettings = field(default_factory=TrainSettings)
 
@@ -115,6 +119,7 @@ class UnoConfig:
             ("max_new_tokens", self.max_new_tokens, self.max_new_tokens > 0, "a positive integer"),
             ("teacher_max_new_tokens", self.teacher_max_new_tokens, self.teacher_max_new_tokens > 0, "a positive integer"),
             ("judge_max_new_tokens", self.judge_max_new_tokens, self.judge_max_new_tokens > 0, "a positive integer"),
+            ("budget_margin", self.budget_margin, self.budget_margin >= 1, "a number >= 1"),
             ("lora.r", self.lora.r, self.lora.r > 0, "a positive integer"),
             ("train.epochs", self.train.epochs, self.train.epochs > 0, "a positive integer"),
             ("train.batch_size", self.train.batch_size, self.train.batch_size > 0, "a positive integer"),

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from uno_graph import prompts
+from uno_graph.budget import end_at_sentence
 from uno_graph.errors import ConfigError, LogFormatError
 from uno_graph.logs import LogProblem, _Bad, _messages_only
 from uno_graph.metrics import rouge_l
@@ -201,15 +202,17 @@ class Answer:
         self.latency_s += seconds
 
 
-def _generate(model: Any, conversations: list[list[dict[str, str]]], adapters: list[str | None]) -> tuple[list[Any], float]:
+def _generate(model: Any, conversations: list[list[dict[str, str]]], adapters: list[str | None],
+              max_new_tokens: int | None = None) -> tuple[list[Any], float]:
     """One batched call when the model can batch (UnoChatModel), else one call per conversation."""
     start = time.perf_counter()
     if not conversations:
         return [], 0.0
+    budget = {"max_new_tokens": max_new_tokens} if max_new_tokens else {}
     if hasattr(model, "generate_batch"):
-        replies = model.generate_batch(conversations, adapters=adapters)
+        replies = model.generate_batch(conversations, adapters=adapters, **budget)
     else:
-        replies = [model.invoke(c, adapter=a) for c, a in zip(conversations, adapters)]
+        replies = [model.invoke(c, adapter=a, **budget) for c, a in zip(conversations, adapters)]
     return replies, (time.perf_counter() - start) / len(conversations)
 
 
@@ -229,11 +232,16 @@ class SystemRunner:
         answers = [Answer("", d.route, d.cluster_id, d.adapter, latency_s=route_s) for d in decisions]
         expert = [i for i, d in enumerate(decisions) if d.route == "expert"]
         other = [i for i, d in enumerate(decisions) if d.route != "expert"]
-        replies, share = _generate(self.model, [list(items[i].messages) for i in expert],
-                                   [decisions[i].adapter for i in expert])
-        for i, reply in zip(expert, replies):
-            answers[i].text = str(reply.content)
-            answers[i].spend(reply, share)
+        for budget in sorted({decisions[i].max_new_tokens or 0 for i in expert}):  # one batch per answer budget
+            group = [i for i in expert if (decisions[i].max_new_tokens or 0) == budget]
+            replies, share = _generate(self.model, [list(items[i].messages) for i in group],
+                                       [decisions[i].adapter for i in group], budget or None)
+            for i, reply in zip(group, replies):
+                text = str(reply.content)
+                if budget:
+                    text, _ = end_at_sentence(text, reply.response_metadata.get("finish_reason"))
+                answers[i].text = text
+                answers[i].spend(reply, share)
         replies, share = _generate(self.model, [list(items[i].messages) for i in other], [None] * len(other))
         for i, reply in zip(other, replies):
             answers[i].text = str(reply.content)

@@ -153,6 +153,7 @@ def learn(log_paths: list[str | Path], workdir: str | Path, config: UnoConfig | 
                       "gap": g.get("value"), "decision": g.get("decision", "base"),
                       "route": tr.get("route", "base"), "win_rate": tr.get("win_rate"),
                       "lower_bound": tr.get("lower_bound"), "adapter": tr.get("adapter"),
+                      "max_new_tokens": tr.get("max_new_tokens"),
                       "reason": tr.get("reason") or ("" if c["eligible"] else
                                                      f"served by base: {c['size']} logs < min_cluster_size")})
     calibration = (wd.done_info("gap") or {}).get("summary", {}).get("calibration")
@@ -317,7 +318,8 @@ def _train(run: _Run, clusters, gaps, pairs, rows, store) -> dict[str, dict[str,
     cfg = run.config
     inputs = fingerprint(run.wd.output_fingerprint("gap"), run.wd.output_fingerprint("pairs"),
                          cfg.lora, cfg.train, cfg.win_rate_threshold, cfg.bleu_threshold, cfg.val_folds,
-                         cfg.min_win_lower_bound, cfg.win_confidence, cfg.min_judgeable)
+                         cfg.min_win_lower_bound, cfg.win_confidence, cfg.min_judgeable,
+                         cfg.answer_budget, cfg.budget_margin, cfg.max_new_tokens)
     run.wd.begin(stage, inputs)
     done = {r["cluster_id"]: r for r in run.wd.read(stage)}
     pair_by_id = {p["id"]: p for p in pairs}
@@ -343,7 +345,7 @@ def _train(run: _Run, clusters, gaps, pairs, rows, store) -> dict[str, dict[str,
 def _apply_route(store, result: dict[str, Any]) -> None:
     store.update_cluster(result["cluster_id"], route=result["route"], adapter=result.get("adapter") or "",
                          status="ready", win_rate=result.get("win_rate"), lower_bound=result.get("lower_bound"),
-                         reason=result.get("reason", ""))
+                         reason=result.get("reason", ""), max_new_tokens=result.get("max_new_tokens") or 0)
 
 
 def _train_cluster(run: _Run, cluster, decision: str, pair_by_id, row_by_id) -> dict[str, Any]:
@@ -358,8 +360,16 @@ def _train_cluster(run: _Run, cluster, decision: str, pair_by_id, row_by_id) -> 
                               folds=cfg.val_folds, seed=cfg.train.seed, win_rate_threshold=cfg.win_rate_threshold,
                               min_win_lower_bound=cfg.min_win_lower_bound, confidence=cfg.win_confidence,
                               bleu_threshold=cfg.bleu_threshold, min_judgeable=cfg.min_judgeable)
-    route, verdicts = validator.choose(cluster["id"], data, decision)
+    budget = None
+    if cfg.answer_budget:
+        from uno_graph.budget import answer_budget
+
+        tokenizer = run.serving._engine.tokenizer
+        budget = answer_budget([len(tokenizer.encode(p["chosen"], add_special_tokens=False)) for p in data.pairs],
+                               cfg.max_new_tokens, margin=cfg.budget_margin)
+    route, verdicts = validator.choose(cluster["id"], data, decision, budget)
     result: dict[str, Any] = {"cluster_id": cluster["id"], "decision": decision, "route": route,
+                              "max_new_tokens": budget if route == "expert" else None,
                               **{v.role: v.to_dict() for v in verdicts}}
     if route == "base":
         result["reason"] = "served by base: " + "; ".join(f"{v.role} {v.reason}" for v in verdicts)

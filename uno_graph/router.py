@@ -30,6 +30,7 @@ class RouteDecision:
     cluster_id: str | None
     distance: float | None
     adapter: str | None  # adapter name loaded in the chat model (= cluster_id/role)
+    max_new_tokens: int | None = None  # the Expert's answer budget (uno_graph.budget); None = the model's
 
 
 @dataclass(frozen=True)
@@ -102,7 +103,8 @@ class Router:
         route = str(row.get("route", "base"))
         if distance > reach or route not in ROUTED or not row.get("adapter"):
             return RouteDecision("base", row["id"] if distance <= reach else None, distance, None)
-        return RouteDecision(route, row["id"], distance, adapter_name(row["id"], route))
+        budget = int(row.get("max_new_tokens") or 0) if route == "expert" else 0
+        return RouteDecision(route, row["id"], distance, adapter_name(row["id"], route), budget or None)
 
 
 def adapter_name(cluster_id: str, role: str) -> str:

@@ -24,6 +24,7 @@ class UnoState(MessagesIO, total=False):
     cluster_id: str | None
     distance: float | None
     adapter: str | None
+    budget: int | None  # the Expert's answer budget in tokens (None: the model's own)
     draft: str
     critique: str
     tokens: dict[str, int]  # input/output tokens and calls spent so far on this turn

@@ -29,6 +29,7 @@ from typing import Any
 
 from uno_graph import prompts
 from uno_graph.adapters.train import TrainExample, TrainResult
+from uno_graph.budget import end_at_sentence
 from uno_graph.verify import Judge, VerifierResult, simulated_win_rate
 
 # fit(role, objective, examples, tag, stop_after_epoch) -> TrainResult, trained into a temporary folder
@@ -101,9 +102,16 @@ class PathValidator:
         self.confidence, self.bleu_threshold, self.min_judgeable = confidence, bleu_threshold, min_judgeable
 
     # -- generation -------------------------------------------------------------------------------
-    def _answers(self, conversations, adapter: str | None) -> tuple[list[str], list[str | None]]:
-        replies = self.model.generate_batch(conversations, adapters=adapter) if conversations else []
-        return [str(m.content) for m in replies], [m.response_metadata.get("finish_reason") for m in replies]
+    def _answers(self, conversations, adapter: str | None, budget: int | None = None) -> tuple[list[str], list[str | None]]:
+        if not conversations:
+            return [], []
+        kwargs = {"max_new_tokens": budget} if budget else {}
+        replies = self.model.generate_batch(conversations, adapters=adapter, **kwargs)
+        texts = [str(m.content) for m in replies]
+        finishes = [m.response_metadata.get("finish_reason") for m in replies]
+        if budget:  # served the same way: an answer at its budget ends at its last complete sentence
+            texts, finishes = map(list, zip(*(end_at_sentence(t, f) for t, f in zip(texts, finishes))))
+        return texts, finishes
 
     def _with_adapter(self, name: str, path, fn):
         self.model.load_adapter(name, path)
@@ -128,7 +136,7 @@ class PathValidator:
 
     # -- the two paths ------------------------------------------------------------------------------
     def validate(self, role: str, cluster_id: str, data: ClusterData, folds: list[list[str]],
-                 base: dict[str, str]) -> PathVerdict:
+                 base: dict[str, str], budget: int | None = None) -> PathVerdict:
         by_id = {p["id"]: p for p in data.judgeable}
         parts: list[list[VerifierResult]] = []  # [fold][epoch]
         for f, fold in enumerate(folds):
@@ -146,7 +154,7 @@ class PathValidator:
                 name = f"validate-{cluster_id}-{role}-{f + 1}-{k}"
                 if role == "expert":
                     answers, finishes = self._with_adapter(
-                        name, epoch_dir, lambda a: self._answers([p["prompt"] for p in val], a))
+                        name, epoch_dir, lambda a: self._answers([p["prompt"] for p in val], a, budget))
                 else:
                     answers, finishes = self._with_adapter(name, epoch_dir, lambda a: self._critic_path(val, base_answers, a))
                 per_epoch.append(self._score(val, base_answers, answers, finishes))
@@ -167,8 +175,11 @@ class PathValidator:
         return self._answers([prompts.revise_messages(p["query"], b, c) for p, b, c in zip(val, base_answers, critiques)],
                              None)
 
-    def choose(self, cluster_id: str, data: ClusterData, first: str) -> tuple[str, list[PathVerdict]]:
-        """Route for the cluster ("expert" | "critic" | "base") and the verdict of each path tried."""
+    def choose(self, cluster_id: str, data: ClusterData, first: str,
+               budget: int | None = None) -> tuple[str, list[PathVerdict]]:
+        """Route for the cluster ("expert" | "critic" | "base") and the verdict of each path tried.
+
+        `budget`: the Expert's answer budget in tokens (`uno_graph.budget`), None = the model's own."""
         judgeable = data.judgeable
         if len(judgeable) < self.min_judgeable:
             reason = (f"only {len(judgeable)} judgeable log(s) (an answer the user endorsed that differs from the "
@@ -179,7 +190,7 @@ class PathValidator:
         base = {p["id"]: t for p, t in zip(judgeable, base_texts)}
         verdicts = []
         for role in (first, "critic" if first == "expert" else "expert"):
-            verdict = self.validate(role, cluster_id, data, folds, base)
+            verdict = self.validate(role, cluster_id, data, folds, base, budget if role == "expert" else None)
             verdicts.append(verdict)
             if verdict.accepted:
                 return role, verdicts

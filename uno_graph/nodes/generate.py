@@ -4,15 +4,20 @@ from __future__ import annotations
 
 from langgraph.runtime import Runtime
 
+from uno_graph.budget import end_at_sentence
 from uno_graph.nodes.common import final_message, spend
 from uno_graph.state import UnoContext, UnoState
 
 
 def make_expert_generate(model):
     def expert_generate(state: UnoState) -> dict:
-        reply = model.invoke(state["messages"], adapter=state["adapter"])
+        budget = state.get("budget")
+        reply = model.invoke(state["messages"], adapter=state["adapter"], **({"max_new_tokens": budget} if budget else {}))
         tokens = spend(state, reply)
-        return {"tokens": tokens, "messages": [final_message(str(reply.content), state, tokens,
+        text = str(reply.content)
+        if budget:
+            text, _ = end_at_sentence(text, reply.response_metadata.get("finish_reason"))
+        return {"tokens": tokens, "messages": [final_message(text, state, tokens,
                                                               route="expert", adapter=state["adapter"])]}
 
     return expert_generate

@@ -17,7 +17,7 @@ def make_route(router: Router):
     def route(state: UnoState) -> dict:
         decision = router.route(last_query(state["messages"]))
         update = {"route": decision.route, "cluster_id": decision.cluster_id, "distance": decision.distance,
-                  "adapter": decision.adapter, "tokens": {"input_tokens": 0, "output_tokens": 0, "calls": 0}}
+                  "adapter": decision.adapter, "budget": decision.max_new_tokens, "tokens": {"input_tokens": 0, "output_tokens": 0, "calls": 0}}
         get_stream_writer()({"uno_event": "routed", "route": decision.route, "cluster_id": decision.cluster_id,
                              "distance": decision.distance, "adapter": decision.adapter})
         return update
