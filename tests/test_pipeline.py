@@ -107,3 +107,25 @@ def test_clusters_whose_paths_both_lose_are_served_by_base_and_say_why(tmp_path,
     assert {c["reason"] for c in summary["clusters"] if c["size"] >= 4} == {c["reason"] for c in eligible}
     assert main(["inspect", "--workdir", str(work)]) == 0
     assert capsys.readouterr().out.count("why: served by base") == len(eligible)
+
+
+def test_naive_topic_sft_baseline_trains_per_topic_and_is_evaluated_with_intervals(tmp_path, tiny_lm_dir, teacher):
+    from uno_graph.baselines import topic_dir, train_topic_sft
+    from uno_graph.evaluate import evaluate
+
+    logs = _logs(tmp_path / "logs.jsonl")
+    work = tmp_path / "work"
+    pipeline.learn([logs], work, _config(tiny_lm_dir), teacher=teacher, progress=False)
+    trained = train_topic_sft([logs], work, _config(tiny_lm_dir), epochs=1, progress=False)
+    assert {t: m["n_examples"] for t, m in trained.items()} == {"cook": 7, "where": 7}
+    assert (topic_dir(work, "cook") / "adapter_model.safetensors").exists()
+    test = tmp_path / "test.jsonl"
+    test.write_text("\n".join(json.dumps({"id": f"t{i}", "query": q, "metadata": {"topic": t}}) for i, (q, t) in
+                              enumerate([("How do I cook corn?", "cook"), ("Where is Oslo?", "where"),
+                                         ("Hi there", "other")])) + "\n")
+    result = evaluate(work, test, tmp_path / "pred.jsonl", systems=["base", "topic_sft"], check=lambda item, a: True,
+                      progress=False)
+    routes = {r["id"]: (r["route"], r["adapter"]) for r in result.rows if r["system"] == "topic_sft"}
+    assert routes == {"t0": ("topic", "topic-sft/cook"), "t1": ("topic", "topic-sft/where"), "t2": ("base", None)}
+    ci = result.summary["topics"]["cook"]["topic_sft"]["ci95"]
+    assert ci[0] < 1.0 and ci[1] == 1.0  # one passing item: a wide interval, not a certainty

@@ -240,3 +240,27 @@ def test_likelihood_gap_calibrates_on_anchors_and_orders_clusters():
     assert cluster_likelihood_gap(FixedGapScorer(), near + approvals)["gap"] < cal.threshold
     assert cluster_likelihood_gap(FixedGapScorer(), far + approvals)["gap"] >= cal.threshold
     assert cluster_likelihood_gap(FixedGapScorer(), approvals)["scored_logs"] == 0
+
+
+def test_clusters_of_one_want_merge_and_small_ones_join_by_rules():
+    from uno_graph.cluster import merge_by_rules
+
+    rng = np.random.default_rng(2)
+    def blob(center, n):
+        v = center + 0.05 * rng.standard_normal((n, 8))
+        return v / np.linalg.norm(v, axis=1, keepdims=True)
+    want_a, want_b = np.eye(8)[0], np.eye(8)[1]
+    rule_vecs = np.vstack([blob(want_a, 6), blob(want_a, 6), blob(want_b, 6), blob(want_b, 2), blob(np.eye(8)[5], 2)])
+    # Ward split want A by subject (two groups of 6); want B has a straggler group of 2; one odd group of 2
+    groups = [list(range(0, 6)), list(range(6, 12)), list(range(12, 18)), [18, 19], [20, 21]]
+    merged = sorted(sorted(g) for g in merge_by_rules(groups, rule_vecs, merge_similarity=0.75, min_size=4,
+                                                      join_similarity=0.5))
+    assert merged == [list(range(12)), list(range(12, 20)), [20, 21]]  # the odd one stays small → base
+
+
+def test_cluster_purity_against_topic_labels():
+    from uno_graph.pipeline import cluster_purity
+
+    clusters = [{"topics": {"a": 9, "b": 1}}, {"topics": {"b": 8}}, {"topics": {"a": 2}}]
+    assert cluster_purity(clusters) == {"purity": 0.95, "clusters": 3, "topics": 2, "split_topics": ["a"]}
+    assert cluster_purity([{"topics": {"-": 3}}]) is None

@@ -58,6 +58,10 @@ def cmd_learn(args: argparse.Namespace) -> int:
         print(f"{c['id']:<12}{c['size']:>5}  {gap:>6}  {c['route']:<7}{win:>6}{low:>6}  {topics}  {c['adapter'] or ''}")
         if c.get("reason"):
             print(f"{'':<12}  why: {c['reason']}")
+    if result.purity:
+        p = result.purity
+        print(f"cluster purity against the logs' topic labels: {p['purity']:.0%} ({p['clusters']} clusters, "
+              f"{p['topics']} topics" + (f"; split: {', '.join(p['split_topics'])}" if p["split_topics"] else "") + ")")
     print("\nseconds per stage: " + ", ".join(f"{k} {v:.0f}" for k, v in result.timings.items()))
     print(f"work directory: {result.workdir}")
     return 0
@@ -174,6 +178,17 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_baseline(args: argparse.Namespace) -> int:
+    from uno_graph.baselines import train_topic_sft
+    from uno_graph.graph import load_config
+
+    trained = train_topic_sft(args.logs, args.workdir, load_config(args.workdir), epochs=args.epochs,
+                              progress=not args.quiet)
+    for topic, manifest in trained.items():
+        print(f"{topic:<20} {manifest['n_examples']:>3} edits  {manifest['train_seconds']:>7.1f} s")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="uno-graph", description="Learn from user logs; serve what was learned.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
@@ -216,7 +231,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workdir", required=True)
     p.add_argument("--out", required=True, help="predictions JSONL (rerun to resume); a .summary.json is written next to it")
     p.add_argument("--systems", default="base,uno,uno_single,rules_in_context",
-                   help="comma-separated subset of base, uno, uno_single, rules_in_context")
+                   help="comma-separated subset of base, uno, uno_single, rules_in_context, topic_sft "
+                        "(the naive per-topic SFT baseline; train it first with `uno-graph baseline`)")
     p.add_argument("--check", default=None, help="per-item check: module:function or path/file.py:function, "
                                                  "called as fn(item, answer) -> bool | float")
     p.add_argument("--dataset-check", default=None, help="per-system check over the whole set: fn(items, answers)")
@@ -229,6 +245,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="answer budget per call (default: the work directory's max_new_tokens)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("baseline", help="the naive baseline: one SFT LoRA per known topic (metadata.topic) "
+                                        "trained on that topic's edits, for `eval --systems ...,topic_sft`")
+    p.add_argument("logs", nargs="+")
+    p.add_argument("--workdir", required=True, help="a learned work directory (its base model is used)")
+    p.add_argument("--epochs", type=int, default=4)
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.set_defaults(func=cmd_baseline)
 
     from uno_graph.openai_server import add_serve_openai_parser
 

@@ -11,6 +11,14 @@ their own. They join the feedback cluster nearest to their query instead, when w
 (the router's: radius × margin), and become that cluster's positive examples; the rest are
 clustered among themselves as before.
 
+Clusters follow what users want, not how each user phrased it or what they asked about: Ward on
+[query ⊕ rules] splits a topic whose users ask about two subjects, so clusters whose *rule*
+centroids point the same way (cosine >= `merge_similarity`) are merged afterwards, and a cluster
+smaller than `min_size` joins the cluster whose rules are nearest (cosine >= `join_similarity`),
+else it stays small and is served by the base model. On the example logs the rule centroids of
+different wants have cosine 0.22-0.60 (geography's "shorter" against small talk's "longer" is the
+0.60), so 0.75 merges halves of one want and nothing else.
+
 Stable ids fix a weakness of the reference (ids were list positions): a cluster that shares most
 members with a cluster of the previous run keeps that cluster's id; a new one gets an id derived
 from its members, so the same data always gives the same ids.
@@ -89,9 +97,41 @@ def _reach(query_vecs: np.ndarray, idx: list[int], margin: float) -> tuple[np.nd
     return centroid, radius * margin
 
 
+def _direction(vecs: np.ndarray, idx: list[int]) -> np.ndarray:
+    mean = vecs[idx].mean(axis=0)
+    return mean / max(float(np.linalg.norm(mean)), 1e-12)
+
+
+def merge_by_rules(groups: list[list[int]], rule_vecs: np.ndarray, *, merge_similarity: float,
+                   min_size: int, join_similarity: float) -> list[list[int]]:
+    """Merge groups whose rule centroids point the same way; let groups under `min_size` join the
+    group with the nearest rules (if near enough). Greedy, most similar pair first."""
+    groups = [list(g) for g in groups]
+    while len(groups) > 1:
+        dirs = np.stack([_direction(rule_vecs, g) for g in groups])
+        sims = dirs @ dirs.T
+        np.fill_diagonal(sims, -np.inf)
+        a, b = np.unravel_index(int(np.argmax(sims)), sims.shape)
+        if sims[a, b] < merge_similarity:
+            break
+        groups[a] += groups[b]
+        del groups[b]
+    for small in sorted((g for g in groups if len(g) < min_size), key=len):
+        others = [g for g in groups if g is not small and len(g) >= min_size]
+        if not others:
+            continue
+        sims = [float(_direction(rule_vecs, small) @ _direction(rule_vecs, g)) for g in others]
+        best = int(np.argmax(sims))
+        if sims[best] >= join_similarity:
+            others[best] += small
+            groups = [g for g in groups if g is not small]
+    return groups
+
+
 def cluster_logs(ids: list[str], query_vecs: np.ndarray, rule_vecs: np.ndarray, rules: list[list[str]],
                  threshold: float, previous: dict[str, list[str]] | None = None, *,
-                 margin: float = 1.5) -> list[Cluster]:
+                 margin: float = 1.5, merge_similarity: float | None = None, min_size: int = 1,
+                 join_similarity: float = 0.5) -> list[Cluster]:
     """Cluster logs; return clusters sorted by size (largest first), members sorted by id.
 
     Logs with rules are clustered on [query ⊕ rules]; a log without rules joins the nearest of
@@ -102,6 +142,9 @@ def cluster_logs(ids: list[str], query_vecs: np.ndarray, rule_vecs: np.ndarray, 
     ruled = [i for i, r in enumerate(rules) if r]
     unruled = [i for i, r in enumerate(rules) if not r]
     groups = _groups(agglomerate(feats[ruled], threshold), ruled) if ruled else []
+    if merge_similarity is not None and groups:
+        groups = merge_by_rules(groups, rule_vecs, merge_similarity=merge_similarity, min_size=min_size,
+                                join_similarity=join_similarity)
     reaches = [_reach(query_vecs, g, margin) for g in groups]
     loose = []
     for i in unruled:

@@ -59,7 +59,11 @@ class UnoConfig:
     # clustering: Ward merge height on [query ⊕ rule] features (each half L2-normalised, the
     # concatenation re-normalised), as in the paper; 4.0 there was tuned for ~200 logs/dataset.
     cluster_threshold: float = 2.0
-    min_cluster_size: int = 4  # smaller clusters get no adapter (the reference had no minimum)
+    min_cluster_size: int = 6  # smaller clusters join the nearest by rules or get no adapter (the reference had no minimum)
+    # clusters whose rule centroids have at least this cosine are one want and merge (cluster.py);
+    # None = the paper's Ward cut alone
+    merge_similarity: float | None = 0.75
+    join_similarity: float = 0.5  # a too-small cluster joins the cluster nearest by rules at this cosine
     # a query farther than this (L2, query-embedding space) from its nearest centroid is served by the
     # base model; None = each cluster's own reach (95th-percentile member distance × route_margin)
     route_threshold: float | None = None
@@ -104,6 +108,8 @@ class UnoConfig:
         checks: list[tuple[str, Any, bool, str]] = [
             ("cluster_threshold", self.cluster_threshold, self.cluster_threshold > 0, "a positive number"),
             ("min_cluster_size", self.min_cluster_size, self.min_cluster_size >= 2, "an integer >= 2"),
+            ("merge_similarity", self.merge_similarity, self.merge_similarity is None or -1 <= self.merge_similarity <= 1, "None or a cosine in [-1, 1]"),
+            ("join_similarity", self.join_similarity, -1 <= self.join_similarity <= 1, "a cosine in [-1, 1]"),
             ("route_threshold", self.route_threshold, self.route_threshold is None or self.route_threshold > 0, "None or a positive number"),
             ("route_margin", self.route_margin, self.route_margin > 0, "a positive number"),
             ("gap_signal", self.gap_signal, self.gap_signal in ("likelihood", "yesno"), "'likelihood' or 'yesno'"),

@@ -12,6 +12,10 @@ Systems (``--systems``):
 * ``uno_single``: UNO with Critic clusters answered by the base model (one call per query).
 * ``rules_in_context``: the paper's retrieval baseline: the rules of the query's nearest clusters
   go into a system prompt for the base model; no adapters.
+* ``topic_sft``: the naive baseline (`uno_graph.baselines`): one SFT LoRA per known topic, trained on
+  that topic's edits, each item answered by its own topic's adapter (`metadata.topic`, an oracle).
+
+Per topic, the summary gives each system's check rate with a 95 % Wilson interval (`ci95`).
 
 Generation is batched: the state machine runs stage by stage over a batch (every item routed, then
 one mixed-adapter batch for the Experts and one for the base drafts, then critiques, then revisions),
@@ -44,7 +48,8 @@ from uno_graph.metrics import rouge_l
 from uno_graph.router import RouteDecision
 from uno_graph.workdir import read_jsonl
 
-SYSTEMS = ("base", "uno", "uno_single", "rules_in_context")
+SYSTEMS = ("base", "uno", "uno_single", "rules_in_context", "topic_sft")
+DEFAULT_SYSTEMS = SYSTEMS[:4]  # topic_sft needs `uno-graph baseline` first
 
 RULES_SYSTEM = ("Users of this assistant have asked for the following. Follow these rules when they apply "
                 "to the question:\n{rules}")
@@ -279,6 +284,28 @@ class SystemRunner:
                               time.perf_counter() - start))
         return out
 
+    def _topic_sft(self, items: Sequence[TestItem]) -> list[Answer]:
+        from uno_graph.baselines import topic_dir
+
+        adapters: list[str | None] = []
+        for item in items:
+            topic = item.metadata.get("topic")
+            path = topic_dir(self.system.root, str(topic)) if topic is not None else None
+            if path is None or not (path / "manifest.json").exists():
+                adapters.append(None)
+                continue
+            name = f"topic-sft/{path.name}"
+            if name not in self.model.adapters:
+                self.model.load_adapter(name, path)
+            adapters.append(name)
+        replies, share = _generate(self.model, [list(item.messages) for item in items], adapters)
+        answers = []
+        for reply, adapter in zip(replies, adapters):
+            answer = Answer(str(reply.content), "topic" if adapter else "base", adapter=adapter)
+            answer.spend(reply, share)
+            answers.append(answer)
+        return answers
+
     def _base(self, items: Sequence[TestItem]) -> list[Answer]:
         replies, share = _generate(self.model, [list(item.messages) for item in items], [None] * len(items))
         answers = []
@@ -324,6 +351,8 @@ class SystemRunner:
             return self._base(items) if batched else [a for item in items for a in self._base([item])]
         if system_name in ("uno", "uno_single"):
             return self._uno(items, system_name) if batched else self._uno_graph(items, system_name)
+        if system_name == "topic_sft":
+            return self._topic_sft(items)
         if system_name == "rules_in_context":
             return self._rules_in_context(items) if batched else [a for it in items for a in self._rules_in_context([it])]
         raise ConfigError(f"unknown system {system_name!r}; choose from {list(SYSTEMS)}")
@@ -402,7 +431,7 @@ def _check_item(check: Callable[..., Any] | None, item: TestItem, answer: str) -
 
 
 def evaluate(workdir: str | Path | None, testset: str | Path, out: str | Path, *,
-             systems: Sequence[str] = SYSTEMS, check: str | Callable[..., Any] | None = None,
+             systems: Sequence[str] = DEFAULT_SYSTEMS, check: str | Callable[..., Any] | None = None,
              dataset_check: str | Callable[..., Any] | None = None, judge: Any = None, batch_size: int = 8,
              system: Any = None, progress: bool = True, plot_dir: str | Path | None = None) -> EvalResult:
     """Answer every test item with every system, write `out` (JSONL) and `out`.summary.json.
@@ -479,6 +508,15 @@ def _mean(values: list[float]) -> float | None:
     return sum(values) / len(values) if values else None
 
 
+def _ci95(values: list[float]) -> list[float] | None:
+    """Two-sided 95 % Wilson interval of a check rate (scores in [0, 1] count as fractional passes)."""
+    from uno_graph.verify import wilson_bounds
+
+    if not values:
+        return None
+    return [round(b, 4) for b in wilson_bounds(sum(values), len(values), confidence=0.975)]
+
+
 def summarize(rows: list[dict[str, Any]], systems: Sequence[str], items: Sequence[TestItem], *,
               dataset_fn: Callable[..., Any] | None = None) -> dict[str, Any]:
     """Per system: check rate, ROUGE-L, tokens (and extra input tokens over base), latency; per topic too."""
@@ -492,7 +530,7 @@ def summarize(rows: list[dict[str, Any]], systems: Sequence[str], items: Sequenc
         extra = [r["input_tokens"] - base_in[r["id"]] for r in rs if r["id"] in base_in]
         seconds = sum(r["latency_s"] for r in rs)
         out_tokens = sum(r["output_tokens"] for r in rs)
-        row = {"n": len(rs), "check": _mean(checks), "rouge_l": _mean(rouge),
+        row = {"n": len(rs), "check": _mean(checks), "ci95": _ci95(checks), "rouge_l": _mean(rouge),
                "input_tokens": _mean([r["input_tokens"] for r in rs]),
                "extra_input_tokens": _mean(extra), "output_tokens": _mean([r["output_tokens"] for r in rs]),
                "latency_s": _mean([r["latency_s"] for r in rs]),
@@ -510,7 +548,8 @@ def summarize(rows: list[dict[str, Any]], systems: Sequence[str], items: Sequenc
             mine = [r for r in rs if r.get("topic") == topic]
             checks = [r["check"] for r in mine if r.get("check") is not None]
             extra = [r["input_tokens"] - base_in[r["id"]] for r in mine if r["id"] in base_in]
-            out["topics"][topic][name] = {"n": len(mine), "check": _mean(checks), "extra_input_tokens": _mean(extra),
+            out["topics"][topic][name] = {"n": len(mine), "check": _mean(checks), "ci95": _ci95(checks),
+                                          "extra_input_tokens": _mean(extra),
                                           "routes": {k: sum(1 for r in mine if r["route"] == k)
                                                      for k in sorted({r["route"] for r in mine})}}
     return out
@@ -548,15 +587,17 @@ def format_summary(summary: dict[str, Any]) -> str:
                      f"{_fmt(s['latency_s']):>8}{_fmt(s['tokens_per_s'], '{:.1f}'):>7}  {routes}")
     if summary["topics"]:
         lines += ["", "satisfaction per topic (share of answers passing the topic's check; extra input tokens vs base)",
-                  f"{'topic':<18}" + "".join(f"{name:>20}" for name in systems)]
+                  f"{'topic':<18}" + "".join(f"{name:>26}" for name in systems)]
         for topic, per in summary["topics"].items():
             cells = []
             for name in systems:
                 t = per.get(name, {})
-                cells.append(f"{_fmt(t.get('check'), '{:.0%}')} ({_fmt(t.get('extra_input_tokens'), '{:+.0f}')})")
-            lines.append(f"{topic:<18}" + "".join(f"{c:>20}" for c in cells))
+                ci = t.get("ci95")
+                band = f" [{ci[0]:.0%}-{ci[1]:.0%}]" if ci else ""
+                cells.append(f"{_fmt(t.get('check'), '{:.0%}')}{band} ({_fmt(t.get('extra_input_tokens'), '{:+.0f}')})")
+            lines.append(f"{topic:<18}" + "".join(f"{c:>26}" for c in cells))
     return "\n".join(lines)
 
 
-__all__ = ["SYSTEMS", "EvalResult", "SystemRunner", "TestItem", "evaluate", "format_summary", "load_callable",
+__all__ = ["DEFAULT_SYSTEMS", "SYSTEMS", "EvalResult", "SystemRunner", "TestItem", "evaluate", "format_summary", "load_callable",
            "pairwise_win_rate", "read_testset", "summarize"]

@@ -36,6 +36,7 @@ class LearnResult:
     clusters: list[dict[str, Any]]
     timings: dict[str, float] = field(default_factory=dict)
     calibration: dict[str, float] | None = None
+    purity: dict[str, Any] | None = None
 
 
 class _Run:
@@ -160,9 +161,28 @@ def learn(log_paths: list[str | Path], workdir: str | Path, config: UnoConfig | 
     summary = {"logs_read": len(report.records) + len(report.problems) + report.duplicates,
                "logs_kept": len(report.records), "rejected_lines": len(report.problems),
                "duplicates": report.duplicates, "pair_reasons": reasons, "clusters": table,
-               "timings_s": run.timings, "gap_calibration": calibration}
+               "timings_s": run.timings, "gap_calibration": calibration, "cluster_purity": cluster_purity(clusters)}
     atomic_write_text(wd.root / "summary.json", json.dumps(summary, indent=2) + "\n")
-    return LearnResult(wd.root, report, reasons, table, run.timings, calibration)
+    return LearnResult(wd.root, report, reasons, table, run.timings, calibration, summary["cluster_purity"])
+
+
+def cluster_purity(clusters: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """How well clusters line up with the logs' `metadata.topic` labels (when the logs have them).
+
+    purity: share of clustered logs in their cluster's majority topic; split_topics: topics whose
+    logs are spread over more than one cluster of at least 2 of them."""
+    labelled = [c for c in clusters if set(c.get("topics", {})) - {"-"}]
+    total = sum(sum(c["topics"].values()) for c in labelled)
+    if not total:
+        return None
+    majority = sum(max(c["topics"].values()) for c in labelled)
+    homes: dict[str, int] = {}
+    for c in labelled:
+        for topic, n in c["topics"].items():
+            if n >= 2:
+                homes[topic] = homes.get(topic, 0) + 1
+    return {"purity": round(majority / total, 4), "clusters": len(labelled), "topics": len(homes),
+            "split_topics": sorted(t for t, k in homes.items() if k > 1)}
 
 
 def _write_system(wd: Workdir, config: UnoConfig) -> None:
@@ -219,7 +239,8 @@ def _cluster(run: _Run, rows, pairs, store) -> list[dict[str, Any]]:
     stage = "clusters"
     population = [r for r in rows if r["rules"] or r["rule_source"] == "satisfied" or r.get("edited")]
     inputs = fingerprint([(r["id"], r["rules"]) for r in population], run.config.embedder,
-                         run.config.cluster_threshold, run.config.min_cluster_size, run.config.route_margin)
+                         run.config.cluster_threshold, run.config.min_cluster_size, run.config.route_margin,
+                         run.config.merge_similarity, run.config.join_similarity)
     if run.wd.begin(stage, inputs):
         previous = {c["id"]: c["members"] for c in _previous_clusters(run.wd)}
         ids = [r["id"] for r in population]
@@ -227,7 +248,8 @@ def _cluster(run: _Run, rows, pairs, store) -> list[dict[str, Any]]:
         qv = emb.encode([r["query"] for r in population])
         rv = emb.encode(["\n".join(r["rules"]) for r in population])
         found = cluster_logs(ids, qv, rv, [r["rules"] for r in population], run.config.cluster_threshold, previous,
-                             margin=run.config.route_margin)
+                             margin=run.config.route_margin, merge_similarity=run.config.merge_similarity,
+                             min_size=run.config.min_cluster_size, join_similarity=run.config.join_similarity)
         by_id = {r["id"]: r for r in population}
         out = []
         for c in found:
