@@ -165,11 +165,16 @@ class LikelihoodScorer:
             pad = tok.pad_token_id if tok.pad_token_id is not None else 0
             ids = torch.tensor([x + [pad] * (width - len(x)) for x in seqs])
             mask = torch.tensor([[1] * len(x) + [0] * (width - len(x)) for x in seqs])
-            with torch.no_grad():
-                logits = self.model(input_ids=ids, attention_mask=mask).logits.float()
-            logp = torch.log_softmax(logits[:, :-1], dim=-1).gather(-1, ids[:, 1:, None])[..., 0]
-            for row, (a, b) in enumerate(spans):
-                out.append(float(logp[row, a - 1:b - 1].mean()) if b > a else 0.0)
+            with torch.no_grad():  # the LM head only where an answer token is predicted (49k-word vocabulary)
+                hidden = self.model.base_model(input_ids=ids, attention_mask=mask).last_hidden_state
+                head = self.model.get_output_embeddings()
+                for row, (a, b) in enumerate(spans):
+                    if b <= a:
+                        out.append(0.0)
+                        continue
+                    logits = head(hidden[row, a - 1:b - 1]).float()
+                    logp = torch.log_softmax(logits, dim=-1).gather(-1, ids[row, a:b, None])[..., 0]
+                    out.append(float(logp.mean()))
         return out
 
 
