@@ -138,7 +138,7 @@ def _validator(expert_kind, critic_kind, calls):
         return TrainResult(objective, [Path(f"{kind}/{tag}/epoch-{k}") for k in (1, 2)], [1.0, 0.5], 0.5, 1.0, 1.0,
                            len(examples))
 
-    return PathValidator(FakeModel(), ContrastJudge(), fit, folds=2)
+    return PathValidator(FakeModel(), ContrastJudge(), fit, folds=2, val_every=1)
 
 
 def test_expert_that_beats_base_is_served_and_validated_on_every_pair():
@@ -205,3 +205,12 @@ def test_expert_is_validated_with_its_answer_budget():
     assert route == "expert"
     assert seen[0] == (False, None)  # base answers: the model's own budget
     assert all(b == 40 for with_adapter, b in seen[1:] if with_adapter)
+
+
+def test_expert_is_validated_at_every_other_epoch_and_the_last():
+    from uno_graph.adapters.validate import validated_epochs
+
+    assert validated_epochs(6, 2) == [2, 4, 6] and validated_epochs(5, 2) == [2, 4, 5]
+    assert validated_epochs(3, 1) == [1, 2, 3]
+    r = lambda w, n: VerifierResult(w / n, w, n, [], wilson_bounds(w, n)[0])  # noqa: E731
+    assert pick_epoch([r(5, 10), r(9, 10), r(8, 10)], [2, 4, 6]) == 4

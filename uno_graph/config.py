@@ -89,6 +89,9 @@ class UnoConfig:
     # every judgeable pair is validated once, in val_folds folds (the paper: one 80/20 split, seed 42)
     val_folds: int = 2
     min_judgeable: int = 4  # fewer judgeable pairs than this: nothing to validate on, served by base
+    # the Expert is validated at every val_every-th epoch and the last (each validated epoch costs one
+    # generation per held-out log; 2 halves that cost)
+    val_every: int = 2
     max_new_tokens: int = 128  # one answer budget for every serving path and the verifier (the reference had two)
     teacher_max_new_tokens: int = 96  # rules and revisions of the default teacher
     # reply budget of the verify stage's rubric judge (any teacher): its reply starts with the score
@@ -121,6 +124,7 @@ class UnoConfig:
             ("min_win_lower_bound", self.min_win_lower_bound, 0 <= self.min_win_lower_bound <= 1, "a number in [0, 1]"),
             ("win_confidence", self.win_confidence, 0.5 <= self.win_confidence < 1, "a number in [0.5, 1)"),
             ("val_folds", self.val_folds, self.val_folds >= 2, "an integer >= 2"),
+            ("val_every", self.val_every, self.val_every >= 1, "a positive integer"),
             ("min_judgeable", self.min_judgeable, self.min_judgeable >= 2, "an integer >= 2"),
             ("max_new_tokens", self.max_new_tokens, self.max_new_tokens > 0, "a positive integer"),
             ("teacher_max_new_tokens", self.teacher_max_new_tokens, self.teacher_max_new_tokens > 0, "a positive integer"),

@@ -341,7 +341,7 @@ def _train(run: _Run, clusters, gaps, pairs, rows, store) -> dict[str, dict[str,
     inputs = fingerprint(run.wd.output_fingerprint("gap"), run.wd.output_fingerprint("pairs"),
                          cfg.lora, cfg.train, cfg.win_rate_threshold, cfg.bleu_threshold, cfg.val_folds,
                          cfg.min_win_lower_bound, cfg.win_confidence, cfg.min_judgeable,
-                         cfg.answer_budget, cfg.budget_margin, cfg.max_new_tokens)
+                         cfg.answer_budget, cfg.budget_margin, cfg.max_new_tokens, cfg.val_every)
     run.wd.begin(stage, inputs)
     done = {r["cluster_id"]: r for r in run.wd.read(stage)}
     pair_by_id = {p["id"]: p for p in pairs}
@@ -381,7 +381,8 @@ def _train_cluster(run: _Run, cluster, decision: str, pair_by_id, row_by_id) -> 
     validator = PathValidator(run.serving, run._judge, lambda *a: _fit(run, cluster["id"], *a),
                               folds=cfg.val_folds, seed=cfg.train.seed, win_rate_threshold=cfg.win_rate_threshold,
                               min_win_lower_bound=cfg.min_win_lower_bound, confidence=cfg.win_confidence,
-                              bleu_threshold=cfg.bleu_threshold, min_judgeable=cfg.min_judgeable)
+                              bleu_threshold=cfg.bleu_threshold, min_judgeable=cfg.min_judgeable,
+                              val_every=cfg.val_every)
     budget = None
     if cfg.answer_budget:
         from uno_graph.budget import answer_budget

@@ -44,11 +44,18 @@ def make_folds(ids: list[str], k: int, seed: int = 42) -> list[list[str]]:
     return [sorted(ordered[i::k]) for i in range(k)]
 
 
-def pick_epoch(results: list[VerifierResult]) -> int:
-    """1-based epoch with the best lower bound, then win rate, then margin; the earliest on a full tie."""
+def pick_epoch(results: list[VerifierResult], epochs: list[int] | None = None) -> int:
+    """The epoch (1-based; `epochs[i]` is the one `results[i]` validated) with the best lower bound,
+    then win rate, then margin; the earliest on a full tie."""
+    epochs = epochs or list(range(1, len(results) + 1))
     best = max(range(len(results)), key=lambda i: (results[i].lower_bound, results[i].win_rate,
                                                    results[i].margin, -i))
-    return best + 1
+    return epochs[best]
+
+
+def validated_epochs(n_epochs: int, every: int) -> list[int]:
+    """Which saved epochs the Expert's validation answers with: every `every`-th, and the last."""
+    return sorted({k for k in range(1, n_epochs + 1) if k % every == 0} | {n_epochs})
 
 
 @dataclass
@@ -95,11 +102,12 @@ class PathValidator:
 
     def __init__(self, model, judge: Judge, fit: Fit, *, folds: int = 2, seed: int = 42,
                  win_rate_threshold: float = 0.53, min_win_lower_bound: float = 0.5, confidence: float = 0.95,
-                 bleu_threshold: float = 0.05, min_judgeable: int = 4) -> None:
+                 bleu_threshold: float = 0.05, min_judgeable: int = 4, val_every: int = 1) -> None:
         self.model, self.judge, self.fit = model, judge, fit
         self.folds, self.seed = folds, seed
         self.win_rate_threshold, self.min_win_lower_bound = win_rate_threshold, min_win_lower_bound
         self.confidence, self.bleu_threshold, self.min_judgeable = confidence, bleu_threshold, min_judgeable
+        self.val_every = val_every
 
     # -- generation -------------------------------------------------------------------------------
     def _answers(self, conversations, adapter: str | None, budget: int | None = None) -> tuple[list[str], list[str | None]]:
@@ -148,9 +156,11 @@ class PathValidator:
             trained = self.fit(role, objective, examples, f"fold-{f + 1}", None)
             val = [by_id[i] for i in fold]
             base_answers = [base[i] for i in fold]
-            dirs = trained.epoch_dirs if role == "expert" else trained.epoch_dirs[-1:]
+            n_epochs = len(trained.epoch_dirs)
+            checked = validated_epochs(n_epochs, self.val_every) if role == "expert" else [n_epochs]
             per_epoch = []
-            for k, epoch_dir in enumerate(dirs, start=1):
+            for k in checked:
+                epoch_dir = trained.epoch_dirs[k - 1]
                 name = f"validate-{cluster_id}-{role}-{f + 1}-{k}"
                 if role == "expert":
                     answers, finishes = self._with_adapter(
@@ -160,14 +170,14 @@ class PathValidator:
                 per_epoch.append(self._score(val, base_answers, answers, finishes))
             parts.append(per_epoch)
         combined = [VerifierResult.combine([fold[k] for fold in parts], self.confidence) for k in range(len(parts[0]))]
-        epoch = pick_epoch(combined)
-        best = combined[epoch - 1]
+        epoch = pick_epoch(combined, checked)
+        best = combined[checked.index(epoch)]
         accepted, reason = self._accept(best)
         return PathVerdict(
             role, accepted, reason, round(best.win_rate, 4), round(best.lower_bound, 4), best.n,
-            epoch=epoch if role == "expert" else len(trained.epoch_dirs),
+            epoch=epoch,
             epochs=[{"epoch": k, "win_rate": round(r.win_rate, 4), "lower_bound": round(r.lower_bound, 4),
-                     "margin": round(r.margin, 4)} for k, r in enumerate(combined, start=1)] if role == "expert" else [],
+                     "margin": round(r.margin, 4)} for k, r in zip(checked, combined)] if role == "expert" else [],
             flaws=dict(Counter(d["flaw"] for d in best.details if d["flaw"])), details=best.details)
 
     def _critic_path(self, val, base_answers: list[str], adapter: str) -> tuple[list[str], list[str | None]]:
