@@ -1,0 +1,64 @@
+"""The held-out evaluation: learn on `examples/heldout/logs.jsonl`, judge on `examples/heldout/test.jsonl`.
+
+    .venv/bin/python benchmarks/heldout_eval.py [--workdir runs/heldout] [--out benchmarks/results/heldout_eval.json]
+
+That log set was made by another procedure than the example logs, its checks
+(`examples/heldout/checks.py`) were written before any training, and nothing was tuned on it
+(`examples/heldout/README.md`). Steps, each resumable: `uno-graph learn` (timed per stage, target
+<= 20 min), `uno-graph baseline` (the naive per-topic SFT LoRA, 4 epochs on each topic's edits),
+`uno-graph eval` with base, UNO, UNO-Single, rules in context and the naive baseline. The result
+file holds per topic and system n, the check rate and its 95 % Wilson interval, and the learn
+summary (clusters, routes and why, purity, gap calibration, stage times).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent.parent
+CLI = str(Path(sys.executable).parent / "uno-graph")
+
+
+def run(*args: str) -> float:
+    t = time.perf_counter()
+    subprocess.run([CLI, *args], check=True, cwd=HERE)
+    return round(time.perf_counter() - t, 1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--workdir", default="runs/heldout")
+    parser.add_argument("--logs", default="examples/heldout/logs.jsonl")
+    parser.add_argument("--test", default="examples/heldout/test.jsonl")
+    parser.add_argument("--check", default="examples/heldout/checks.py:check")
+    parser.add_argument("--out", default="benchmarks/results/heldout_eval.json")
+    args = parser.parse_args()
+    wd = Path(args.workdir)
+    seconds = {}
+    if not (wd / "stages" / "train.done").exists():  # a finished learn keeps its summary's stage times
+        seconds["learn"] = run("learn", args.logs, "--workdir", args.workdir, "-q")
+    seconds["baseline"] = run("baseline", args.logs, "--workdir", args.workdir, "-q")
+    pred = wd / "eval" / "predictions.jsonl"
+    seconds["eval"] = run("eval", args.test, "--workdir", args.workdir, "--out", str(pred), "--check", args.check,
+                          "--systems", "base,uno,uno_single,rules_in_context,topic_sft", "--plot", str(wd / "eval"), "-q")
+    learn = json.loads((wd / "summary.json").read_text())
+    evaluation = json.loads(Path(f"{pred}.summary.json").read_text())
+    result = {"seconds_this_run": seconds, "learn_timings_s": learn["timings_s"],
+              "clusters": learn["clusters"], "cluster_purity": learn.get("cluster_purity"),
+              "gap_calibration": learn.get("gap_calibration"), "pair_reasons": learn["pair_reasons"],
+              "topics": {t: {s: {k: v[k] for k in ("n", "check", "ci95")} for s, v in per.items()}
+                         for t, per in evaluation["topics"].items()},
+              "systems": {s: {k: v[k] for k in ("n", "check", "ci95", "extra_input_tokens")}
+                          for s, v in evaluation["systems"].items()}}
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result["topics"], indent=2))
+
+
+if __name__ == "__main__":
+    main()
