@@ -38,8 +38,8 @@ How the procedure differs from the first example set (`examples/make_example_log
   prose / a question added), ratings of both signs, unrelated remarks.
 
 Deterministic: fixed seeds, fixed batches, fixed thread count; two runs give identical files.
-Generation takes ~5-8 min on 2 CPU cores (+ ~35 s the first time the default model is converted
-and cached). `--reuse-answers OLD_LOGS` takes the logged answers from an earlier logs.jsonl (matched
+Generation takes ~5 min on 2 idle CPU cores (27 min when the cores were shared with training),
+plus ~35 s the first time the default model is converted and cached. `--reuse-answers OLD_LOGS` takes the logged answers from an earlier logs.jsonl (matched
 by id and question) and skips the model.
 """
 
@@ -309,7 +309,6 @@ def _user_profiles() -> dict[str, dict]:
 
 PROFILES = _user_profiles()
 SLOPPY_USERS = [u for u in USER_IDS if PROFILES[u]["sloppy"]]
-CAREFUL_USERS = [u for u in USER_IDS if not PROFILES[u]["sloppy"]]
 
 _KEYBOARD_NEIGHBOURS = dict(zip("aeioustnrl", ["s", "r", "o", "p", "y", "a", "r", "m", "e", "k"]))
 
@@ -337,7 +336,7 @@ def in_style(user: str, text: str, rng: random.Random, *, request: bool = True) 
     only on a request). Text between single quotes (a phrase the user wants verbatim, like
     'Short answer:') is kept as it is."""
     p = PROFILES[user]
-    parts = re.split(r"('[^']*')", text)  # odd indices: quoted phrases
+    parts = re.split(r"((?<![A-Za-z])'[^']+'(?![A-Za-z]))", text)  # odd indices: quoted phrases (not "don't")
     out = []
     for j, part in enumerate(parts):
         if j % 2:
@@ -349,11 +348,13 @@ def in_style(user: str, text: str, rng: random.Random, *, request: bool = True) 
         out.append(part.lower() if p["lower"] else part)
     text = "".join(out)
     greeting = p["greeting"].lower() if p["lower"] else p["greeting"]
+    if not request and greeting.lower() == "sorry but ":
+        greeting = ""
     if greeting and not greeting.rstrip().endswith(("!", ".")) and not re.match(r"I\b|'", text):
         text = text[:1].lower() + text[1:]  # "Honestly, way too long", "ok so can you ..."
     text = greeting + text
     signoff = p["signoff"]
-    if signoff == " Please." and not request:
+    if signoff == " Please." and (not request or "please" in text.lower()):
         signoff = ""
     if signoff == "!!" and text.endswith((".", "!")):
         text = text[:-1]
@@ -540,7 +541,7 @@ INCONSISTENT_REACTIONS = [
 def _plain(text: str) -> str:
     """Markdown decoration and list markers removed; the words stay."""
     text = text.replace("**", "").replace("__", "").replace("`", "")
-    text = re.sub(r"^\s*(#+|[-*•+]|\d+[.)])\s*", "", text, flags=re.MULTILINE)
+    text = re.sub(r"^\s*(#+|[-*•+]|\d+[.)]|\d+-(?=[A-Z]))\s*", "", text, flags=re.MULTILINE)
     return text
 
 
@@ -561,11 +562,19 @@ def sentences(answer: str) -> list[str]:
     return out
 
 
+_DANGLING = {"a", "an", "the", "to", "of", "and", "or", "in", "on", "with", "for", "is", "are", "that", "which",
+             "its", "your", "their", "as", "at", "by", "from", "such", "like", "can", "be", "it", "this", "these"}
+
+
 def cut_words(text: str, n: int) -> str:
+    """The first `n` words, as a person cuts: not after "the", "of", "and" ..., ending with a period."""
     words = text.split()
     if len(words) <= n:
         return text.strip()
-    return " ".join(words[:n]).rstrip(" ,;:-—(") + "."
+    words = words[:n]
+    while len(words) > 3 and words[-1].lower().strip(",;:") in _DANGLING:
+        words.pop()
+    return " ".join(words).rstrip(" ,;:-—(") + "."
 
 
 def first_words(answer: str, lo: int, hi: int) -> str:
@@ -776,12 +785,8 @@ def want_records(topic: str, subjects: dict[str, list[str]], answers: list[str],
     records = []
     for i, ((subject, q), a) in enumerate(zip(rows, answers)):
         r = role[i]
-        if r == "edit-miss":
-            user = _pick_user(SLOPPY_USERS, rng, used)
-        elif r == "edit":
-            user = _pick_user(USER_IDS, rng, used)
-        else:
-            user = _pick_user(USER_IDS, rng, used)
+        # a missed want comes from a sloppy user; any user (sloppy ones too) may write a passing edit
+        user = _pick_user(SLOPPY_USERS if r == "edit-miss" else USER_IDS, rng, used)
         sloppy = PROFILES[user]["sloppy"]
         messages = [{"role": "user", "content": q}, {"role": "assistant", "content": a}]
         feedback: dict = {}
@@ -810,7 +815,7 @@ def want_records(topic: str, subjects: dict[str, list[str]], answers: list[str],
             if turn < 0.7:  # the complaint, then the edit
                 messages.append({"role": "user", "content": in_style(user, _phrase(COMPLAINTS[topic], user, topic, rng), rng)})
             elif turn < 0.85:  # only an announcement of the edit
-                messages.append({"role": "user", "content": in_style(user, rng.choice(EDIT_TURNS), rng)})
+                messages.append({"role": "user", "content": in_style(user, rng.choice(EDIT_TURNS), rng, request=False)})
             # else: the edit alone, no follow-up turn
             if rng.random() < 0.35:
                 feedback["rating"] = -1
@@ -840,7 +845,7 @@ def inconsistent_records(subjects: dict[str, list[str]], answers: list[str], rng
         user = _pick_user(USER_IDS, rng, used)
         messages = [{"role": "user", "content": q}, {"role": "assistant", "content": a}]
         if turn:
-            messages.append({"role": "user", "content": in_style(user, turn, rng)})
+            messages.append({"role": "user", "content": in_style(user, turn, rng, request=(rating or 0) <= 0)})
         feedback: dict = {}
         if rating is not None:
             feedback["rating"] = rating
