@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 WORKDIR ?= runs/demo
 
-.PHONY: install demo test bench clean
+.PHONY: install demo heldout test bench clean
 
 install: $(STAMP)
 
@@ -24,6 +24,10 @@ demo: install
 	$(BIN)/uno-graph learn examples/logs.jsonl --workdir $(WORKDIR)
 	$(BIN)/uno-graph eval examples/test.jsonl --workdir $(WORKDIR) --out $(WORKDIR)/eval/predictions.jsonl \
 		--check examples/checks.py:check --plot $(WORKDIR)/eval
+
+# the held-out evaluation: learn on examples/heldout/logs.jsonl, the naive per-topic baseline, eval on its test set
+heldout: install
+	$(BIN)/python benchmarks/heldout_eval.py
 
 test: install
 	$(BIN)/python -m pytest -q
