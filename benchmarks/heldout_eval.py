@@ -57,7 +57,23 @@ def main() -> None:
                           for s, v in evaluation["systems"].items()}}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result["topics"], indent=2))
+    print(markdown_table(result))
+
+
+def markdown_table(result: dict) -> str:
+    """Per topic and system: the check rate with its 95 % interval and n (the README's table)."""
+    systems = ["base", "uno", "uno_single", "rules_in_context", "topic_sft"]
+    lines = ["| topic (n) | " + " | ".join(systems) + " |", "|---" * (len(systems) + 1) + "|"]
+    rows = list(result["topics"].items()) + [("all", result["systems"])]
+    for topic, per in rows:
+        n = next(iter(per.values()))["n"]
+        cells = []
+        for name in systems:
+            v = per.get(name)
+            cells.append("-" if not v or v["check"] is None else
+                         f"{v['check']:.0%} [{v['ci95'][0]:.0%}–{v['ci95'][1]:.0%}]")
+        lines.append(f"| {topic} ({n}) | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
