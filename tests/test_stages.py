@@ -102,11 +102,19 @@ def test_llm_judge_reply_budget_keeps_the_score():
     assert parse_score('{"score": 7, "reason": "the answer fol') == 7.0  # a reply cut after the score
 
 
-def test_clustering_separates_topics_and_ids_are_stable():
-    rng = np.random.default_rng(0)
-    def blob(center, n):
-        v = center + 0.05 * rng.standard_normal((n, 8))
+def _blobs(seed):
+    """blob(center, n, spread): n unit vectors in 8-d scattered around `center` (a seeded draw)."""
+    rng = np.random.default_rng(seed)
+
+    def blob(center, n, spread=0.05):
+        v = center + spread * rng.standard_normal((n, 8))
         return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+    return blob
+
+
+def test_clustering_separates_topics_and_ids_are_stable():
+    blob = _blobs(seed=0)
     a, b = np.eye(8)[0], np.eye(8)[1]
     q = np.vstack([blob(a, 6), blob(b, 6)])
     r = np.vstack([blob(b, 6), blob(a, 6)])
@@ -123,10 +131,7 @@ def test_clustering_separates_topics_and_ids_are_stable():
 
 
 def test_approvals_join_their_topic_instead_of_one_cluster_of_their_own():
-    rng = np.random.default_rng(1)
-    def blob(center, n, spread=0.05):
-        v = center + spread * rng.standard_normal((n, 8))
-        return v / np.linalg.norm(v, axis=1, keepdims=True)
+    blob = _blobs(seed=1)
     a, b, far = np.eye(8)[0], np.eye(8)[1], np.eye(8)[5]
     # 5 + 5 logs with rules, 2 + 2 approvals of the same topics, 2 approvals of an unrelated topic
     q = np.vstack([blob(a, 5), blob(b, 5), blob(a, 2), blob(b, 2), blob(far, 2)])
@@ -245,10 +250,7 @@ def test_likelihood_gap_calibrates_on_anchors_and_orders_clusters():
 def test_clusters_of_one_want_merge_and_small_ones_join_by_rules():
     from uno_graph.cluster import merge_by_rules
 
-    rng = np.random.default_rng(2)
-    def blob(center, n):
-        v = center + 0.05 * rng.standard_normal((n, 8))
-        return v / np.linalg.norm(v, axis=1, keepdims=True)
+    blob = _blobs(seed=2)
     want_a, want_b = np.eye(8)[0], np.eye(8)[1]
     rule_vecs = np.vstack([blob(want_a, 6), blob(want_a, 6), blob(want_b, 6), blob(want_b, 2), blob(np.eye(8)[5], 2)])
     # Ward split want A by subject (two groups of 6); want B has a straggler group of 2; one odd group of 2

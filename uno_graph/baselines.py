@@ -2,7 +2,8 @@
 
 The topics are known in advance (`metadata.topic` of each log) — information UNO does not get; it
 must find its clusters itself. Each topic's adapter is trained with TRL's SFT on (question, the
-user's edited answer) for `epochs` epochs and saved to `<workdir>/baselines/topic_sft/<topic>/`.
+user's edited answer) for `epochs` epochs and published like any adapter (`registry.publish_adapter`,
+atomic, with a manifest) to `<workdir>/baselines/topic_sft/<topic>/expert/`.
 `uno-graph eval --systems ...,topic_sft` then answers each test item with its own topic's adapter
 (an oracle router). Example::
 
@@ -12,7 +13,6 @@ user's edited answer) for `epochs` epochs and saved to `<workdir>/baselines/topi
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 from pathlib import Path
@@ -21,15 +21,23 @@ from uno_graph.config import TrainSettings, UnoConfig
 from uno_graph.logs import read_logs
 
 DIR = Path("baselines") / "topic_sft"
+ROLE = "expert"  # the topic's adapter answers directly
+
+
+def _name(topic: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_-]+", "_", topic)
 
 
 def topic_dir(workdir: str | Path, topic: str) -> Path:
-    return Path(workdir) / DIR / re.sub(r"[^A-Za-z0-9_.-]+", "_", topic)
+    from uno_graph.adapters.registry import adapter_path
+
+    return adapter_path(Path(workdir) / DIR, _name(topic), ROLE)
 
 
 def train_topic_sft(log_paths, workdir: str | Path, config: UnoConfig | None = None, *, epochs: int = 4,
                     progress: bool = True) -> dict[str, dict]:
     """Train (or keep, when already there) one SFT adapter per topic; returns topic -> manifest."""
+    from uno_graph.adapters.registry import publish_adapter
     from uno_graph.adapters.train import TrainExample, train_adapter
     from uno_graph.models import resolve_model_path
 
@@ -49,19 +57,14 @@ def train_topic_sft(log_paths, workdir: str | Path, config: UnoConfig | None = N
             continue
         if len(examples) < 2:
             continue
-        tmp = Path(workdir) / "tmp" / "topic_sft" / target.name
+        tmp = Path(workdir) / "tmp" / "topic_sft" / _name(topic)
         shutil.rmtree(tmp, ignore_errors=True)
         trained = train_adapter(resolve_model_path(config.base_model), examples, "sft", tmp, lora=config.lora,
                                 settings=settings, progress=progress)
-        staging = target.with_name(f".{target.name}.tmp")
-        shutil.rmtree(staging, ignore_errors=True)
-        shutil.copytree(trained.epoch_dirs[-1], staging)
         manifest = {"topic": topic, "n_examples": len(examples), "epochs": epochs, "objective": "sft",
-                    "train_seconds": round(trained.train_seconds, 1), "final_loss": trained.final_loss}
-        (staging / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.rmtree(target, ignore_errors=True)
-        os.replace(staging, target)
+                    "base_model": config.base_model, "train_seconds": round(trained.train_seconds, 1),
+                    "final_loss": trained.final_loss}
+        publish_adapter(Path(workdir) / DIR, _name(topic), ROLE, trained.epoch_dirs[-1], manifest)
         shutil.rmtree(tmp, ignore_errors=True)
-        out[topic] = manifest
+        out[topic] = json.loads((target / "manifest.json").read_text())
     return out

@@ -294,7 +294,7 @@ class SystemRunner:
             if path is None or not (path / "manifest.json").exists():
                 adapters.append(None)
                 continue
-            name = f"topic-sft/{path.name}"
+            name = f"topic-sft/{path.parent.name}"
             if name not in self.model.adapters:
                 self.model.load_adapter(name, path)
             adapters.append(name)

@@ -33,6 +33,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from uno_graph import prompts
+from uno_graph.pairs import is_judgeable
 
 # Calibration anchors: requirements any plain answer meets vs. conventions no model would guess.
 COVERED_ANCHORS = (
@@ -245,7 +246,7 @@ def calibrate_likelihood(scorer: LikelihoodScorer, logs: list[dict[str, Any]], p
 
 def cluster_likelihood_gap(scorer: LikelihoodScorer, pairs: list[dict[str, Any]]) -> dict[str, float | int]:
     """Median and mean likelihood gap over a cluster's judgeable pairs (chosen differs from rejected)."""
-    judgeable = [p for p in pairs if p.get("chosen") and p["chosen"] != p["rejected"]]
+    judgeable = [p for p in pairs if is_judgeable(p)]
     if not judgeable:
         return {"gap": 0.0, "mean_gap": 0.0, "scored_logs": 0}
     gaps = likelihood_gap(scorer, [p["prompt"] for p in judgeable], [p["rejected"] for p in judgeable],

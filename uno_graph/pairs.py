@@ -15,6 +15,12 @@ from uno_graph.workdir import Workdir
 STAGE = "pairs"
 
 
+def is_judgeable(pair: dict[str, Any]) -> bool:
+    """Whether a verifier can score against this pair: an endorsed answer that differs from the logged one
+    (approvals have chosen = rejected; negatives have no chosen answer)."""
+    return bool(pair.get("chosen")) and pair["chosen"] != pair["rejected"]
+
+
 def build_pairs(rows: list[dict[str, Any]], decisions: list[dict[str, Any]], workdir: Workdir) -> list[dict[str, Any]]:
     """Write `stages/pairs.jsonl`: id, user_id, query, prompt, chosen, rejected, rules, source, metadata."""
     verdict = {d["id"]: d for d in decisions}

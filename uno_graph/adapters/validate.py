@@ -24,12 +24,13 @@ from __future__ import annotations
 import random
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from uno_graph import prompts
 from uno_graph.adapters.train import TrainExample, TrainResult
 from uno_graph.budget import end_at_sentence
+from uno_graph.pairs import is_judgeable
 from uno_graph.verify import Judge, VerifierResult, simulated_win_rate
 
 # fit(role, objective, examples, tag, stop_after_epoch) -> TrainResult, trained into a temporary folder
@@ -74,7 +75,7 @@ class PathVerdict:
     details: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in vars(self).items()}
+        return asdict(self)
 
 
 @dataclass
@@ -86,7 +87,7 @@ class ClusterData:
 
     @property
     def judgeable(self) -> list[dict[str, Any]]:
-        return [p for p in self.pairs if p["chosen"] != p["rejected"]]
+        return [p for p in self.pairs if is_judgeable(p)]
 
     def expert_examples(self, exclude: set[str] = frozenset()) -> list[TrainExample]:
         return [TrainExample(prompt=p["prompt"], chosen=p["chosen"], rejected=p["rejected"], id=p["id"],
