@@ -266,3 +266,31 @@ def test_cluster_purity_against_topic_labels():
     clusters = [{"topics": {"a": 9, "b": 1}}, {"topics": {"b": 8}}, {"topics": {"a": 2}}]
     assert cluster_purity(clusters) == {"purity": 0.95, "clusters": 3, "topics": 2, "split_topics": ["a"]}
     assert cluster_purity([{"topics": {"-": 3}}]) is None
+
+
+def test_contrast_judge_sees_the_form_a_user_edit_added():
+    # the edit only appended a question: the words barely change, the form does
+    rejected = "Restart the router, then check the cable. Most drops come from a loose plug."
+    item = {"query": "wifi keeps dropping", "rules": [], "chosen": rejected + " Did that fix it?", "rejected": rejected}
+    other_topic_base = "Update the driver and reboot the laptop. Old drivers often cause it."
+    in_form = other_topic_base + " Is it stable now?"
+    words_only, with_form = ContrastJudge(form_weight=0), ContrastJudge()
+    gain = lambda j: j.scores([{**item, "answer": in_form}])[0] - j.scores([{**item, "answer": other_topic_base}])[0]  # noqa: E731
+    assert gain(with_form) > 2 * gain(words_only) > 0
+    bullets = "- Restart the router\n- Check the cable\n- Move closer"
+    prose = "Restart the router and check the cable, or move closer to it."
+    list_item = {"query": "q", "rules": [], "chosen": "- Plug it in\n- Wait a minute\n- Try again",
+                 "rejected": "Plug it in, wait a minute and then try again."}
+    s_list, s_prose = with_form.scores([{**list_item, "answer": bullets}, {**list_item, "answer": prose}])
+    assert s_list > s_prose
+
+
+def test_shape_keeps_structure_and_forgets_content():
+    from uno_graph.metrics import rouge_l_shape, shape
+
+    assert shape("Short answer: yes.\n- one\n- two words here") == [
+        "short", "answer", ":", "yes", ".", "\n", "-", "w1", "\n", "-", "w1", "\n"]
+    a = "Well, here goes. 1. Boil the water\n2. Add the pasta\n3. Drain it"
+    b = "Well, here goes. 1. Chop the onions\n2. Fry them slowly\n3. Serve them"
+    assert rouge_l_shape(a, b) == 1.0
+    assert rouge_l_shape(a, "Well, here goes. Boil water, add pasta and drain it.") < 0.6

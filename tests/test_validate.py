@@ -155,8 +155,21 @@ def test_expert_echoing_the_question_fails_and_a_working_critic_is_served():
     route, verdicts = _validator("echo", "good", calls).choose("c1", _data(), "expert")
     assert route == "critic"
     expert, critic = verdicts
-    assert not expert.accepted and expert.flaws == {"echoes_question": 8}
+    assert not expert.accepted and expert.flaws == {"echoes_question": 4}
+    # 0 of 4 after fold 1: winning all 4 of fold 2 cannot pass, so fold 2 is never trained
+    assert "stopped after fold 1 of 2" in expert.reason and expert.n_val == 4
     assert critic.accepted and critic.n_val == 8
+    assert [c[:2] for c in calls] == [("expert", "fold-1"), ("critic", "fold-1"), ("critic", "fold-2")]
+
+
+def test_validation_continues_while_the_remaining_folds_could_still_make_a_path_pass():
+    from uno_graph.adapters.validate import PathValidator
+
+    v = PathValidator(None, ContrastJudge(), None)
+    r = lambda w, n: VerifierResult(w / n, w, n, [], wilson_bounds(w, n)[0])  # noqa: E731
+    assert v._could_pass([r(12, 13)], 13)  # 25 of 26 passes
+    assert v._could_pass([r(6, 13)], 13)  # 19 of 26: rate 0.73, lower bound 0.57
+    assert not v._could_pass([r(4, 13)], 13)  # 17 of 26: lower bound 0.48
 
 
 def test_critic_path_that_makes_answers_worse_is_not_served():
@@ -164,7 +177,7 @@ def test_critic_path_that_makes_answers_worse_is_not_served():
     route, verdicts = _validator("echo", "bad", []).choose("c1", _data(), "critic")
     assert route == "base"
     critic, expert = verdicts
-    assert critic.role == "critic" and not critic.accepted and critic.flaws == {"repeats_base": 8}
+    assert critic.role == "critic" and not critic.accepted and critic.flaws == {"repeats_base": 4}
     assert not expert.accepted
 
 
@@ -214,3 +227,19 @@ def test_expert_is_validated_at_every_other_epoch_and_the_last():
     assert validated_epochs(3, 1) == [1, 2, 3]
     r = lambda w, n: VerifierResult(w / n, w, n, [], wilson_bounds(w, n)[0])  # noqa: E731
     assert pick_epoch([r(5, 10), r(9, 10), r(8, 10)], [2, 4, 6]) == 4
+
+
+def test_expert_answer_at_the_model_budget_ends_at_its_last_complete_line():
+    # no cluster budget (its endorsed answers are as long as the model's budget): the answer still ends
+    # at a complete line instead of counting as cut off
+    class Long(FakeModel):
+        def generate_batch(self, conversations, adapters=None, max_new_tokens=None):
+            replies = super().generate_batch(conversations, adapters)
+            if adapters is None:
+                return replies
+            return [AIMessage(content="- one\n- two\n- thr", response_metadata={"finish_reason": "length"}) for _ in replies]
+
+    validator = _validator("good", "bad", [])
+    validator.model = Long()
+    texts, finishes = validator._answers([[{"role": "user", "content": "q"}]], "a", None, complete=True)
+    assert texts == ["- one\n- two"] and finishes == ["stop"]

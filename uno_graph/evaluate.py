@@ -242,10 +242,7 @@ class SystemRunner:
             replies, share = _generate(self.model, [list(items[i].messages) for i in group],
                                        [decisions[i].adapter for i in group], budget or None)
             for i, reply in zip(group, replies):
-                text = str(reply.content)
-                if budget:
-                    text, _ = end_at_sentence(text, reply.response_metadata.get("finish_reason"))
-                answers[i].text = text
+                answers[i].text, _ = end_at_sentence(str(reply.content), reply.response_metadata.get("finish_reason"))
                 answers[i].spend(reply, share)
         replies, share = _generate(self.model, [list(items[i].messages) for i in other], [None] * len(other))
         for i, reply in zip(other, replies):

@@ -4,8 +4,9 @@ Two judges score an answer to a logged question:
 
 * `LLMJudge`: any LangChain chat model with the reference's rubric (the log's rules are the main
   standard), 1–10. The method's judge; needs a capable model.
-* `ContrastJudge`: no model. An answer scores by how much closer it is (ROUGE-L) to the answer the
-  user endorsed (their edit, or a verified revision) than to the answer they rejected. It uses the
+* `ContrastJudge`: no model. An answer scores by how much closer it is to the answer the user
+  endorsed (their edit, or a verified revision) than to the answer they rejected, in words (ROUGE-L)
+  and in form (ROUGE-L of the answers' shapes: lists, openings, lengths, how they end). It uses the
   users' own corrections as the simulated user, so it also works with a weak teacher.
 
 `verify_pairs` is the noise filter the reference lacked: a teacher-revised answer becomes "chosen"
@@ -24,7 +25,7 @@ from typing import Any, Protocol
 from tqdm.auto import tqdm
 
 from uno_graph import prompts
-from uno_graph.metrics import bleu4, rouge_l
+from uno_graph.metrics import bleu4, rouge_l, rouge_l_shape
 from uno_graph.workdir import Workdir
 
 STAGE = "verify"
@@ -74,7 +75,13 @@ class LLMJudge:
 
 
 class ContrastJudge:
-    """Score = ROUGE-L(answer, chosen) − ROUGE-L(answer, rejected); needs both references.
+    """Score = [ROUGE-L(answer, chosen) − ROUGE-L(answer, rejected)] + form_weight × the same on the
+    answers' shapes (`metrics.shape`); needs both references.
+
+    Word overlap alone sees mostly content: when a user's edit only adds "- " to each line or a
+    question at the end, the edit and the logged answer share almost every word, and a new answer in
+    the wanted form scores by the accident of its wording. The shape term is what the edit changed
+    in form; `form_weight=0` is the words-only judge.
 
     `anchored`: its score is tied to text the user endorsed; the verifier's drift guard then also
     accepts a candidate that moves towards that text instead of staying made of the base's words.
@@ -82,13 +89,18 @@ class ContrastJudge:
 
     anchored = True
 
+    def __init__(self, form_weight: float = 1.0) -> None:
+        self.form_weight = form_weight
+
     def scores(self, items: list[dict[str, Any]]) -> list[float | None]:
         out: list[float | None] = []
         for it in items:
             if not it.get("chosen") or not it.get("rejected") or it["chosen"] == it["rejected"]:
                 out.append(None)
             else:
-                out.append(rouge_l(it["answer"], it["chosen"]) - rouge_l(it["answer"], it["rejected"]))
+                words = rouge_l(it["answer"], it["chosen"]) - rouge_l(it["answer"], it["rejected"])
+                form = rouge_l_shape(it["answer"], it["chosen"]) - rouge_l_shape(it["answer"], it["rejected"])
+                out.append(words + self.form_weight * form if self.form_weight else words)
         return out
 
 

@@ -13,7 +13,9 @@ paper's 0.53) *and* its one-sided Wilson lower bound at `win_confidence` is at l
 `min_win_lower_bound` — on 10 items 7 wins do not pass, 8 do. Degenerate answers lose outright
 (`verify.degenerate`). The adapter that is served is then trained on all of the cluster's data and
 stopped at the epoch validation chose. The path the gap test prefers is tried first, then the other;
-when both fail the cluster is served by the base model and the verdicts say why.
+when both fail the cluster is served by the base model and the verdicts say why. A path stops after
+a fold once winning every remaining held-out log could not make it pass (no training is spent on a
+path that has already lost).
 
 The reference validated each Expert on the 20 % of a cluster that remained after an 80/20 split —
 2 or 3 logs in a 20-log cluster — and took the point estimate; it never validated the Critic path.
@@ -31,7 +33,7 @@ from uno_graph import prompts
 from uno_graph.adapters.train import TrainExample, TrainResult
 from uno_graph.budget import end_at_sentence
 from uno_graph.pairs import is_judgeable
-from uno_graph.verify import Judge, VerifierResult, simulated_win_rate
+from uno_graph.verify import Judge, VerifierResult, simulated_win_rate, wilson_bounds
 
 # fit(role, objective, examples, tag, stop_after_epoch) -> TrainResult, trained into a temporary folder
 Fit = Callable[[str, str, list[TrainExample], str, "int | None"], TrainResult]
@@ -111,14 +113,17 @@ class PathValidator:
         self.val_every = val_every
 
     # -- generation -------------------------------------------------------------------------------
-    def _answers(self, conversations, adapter: str | None, budget: int | None = None) -> tuple[list[str], list[str | None]]:
+    def _answers(self, conversations, adapter: str | None, budget: int | None = None, *,
+                 complete: bool = False) -> tuple[list[str], list[str | None]]:
+        """Answers and finish reasons; `complete`: served as an Expert answer is, ending at its last
+        complete sentence or line when it reaches its budget (`budget.end_at_sentence`)."""
         if not conversations:
             return [], []
         kwargs = {"max_new_tokens": budget} if budget else {}
         replies = self.model.generate_batch(conversations, adapters=adapter, **kwargs)
         texts = [str(m.content) for m in replies]
         finishes = [m.response_metadata.get("finish_reason") for m in replies]
-        if budget:  # served the same way: an answer at its budget ends at its last complete sentence
+        if complete:
             texts, finishes = map(list, zip(*(end_at_sentence(t, f) for t, f in zip(texts, finishes))))
         return texts, finishes
 
@@ -143,6 +148,12 @@ class PathValidator:
                            f"{result.lower_bound:.2f} < {self.min_win_lower_bound} (not reliably better than base)")
         return True, f"beats base: win rate {result.win_rate:.2f}, lower bound {result.lower_bound:.2f}, n {result.n}"
 
+    def _could_pass(self, done: list[VerifierResult], remaining: int) -> bool:
+        """Whether a path with these fold results would pass if it won all `remaining` held-out logs."""
+        wins, n = sum(r.wins for r in done) + remaining, sum(r.n for r in done) + remaining
+        return (wins / n >= self.win_rate_threshold
+                and wilson_bounds(wins, n, self.confidence)[0] >= self.min_win_lower_bound)
+
     # -- the two paths ------------------------------------------------------------------------------
     def validate(self, role: str, cluster_id: str, data: ClusterData, folds: list[list[str]],
                  base: dict[str, str], budget: int | None = None) -> PathVerdict:
@@ -165,15 +176,21 @@ class PathValidator:
                 name = f"validate-{cluster_id}-{role}-{f + 1}-{k}"
                 if role == "expert":
                     answers, finishes = self._with_adapter(
-                        name, epoch_dir, lambda a: self._answers([p["prompt"] for p in val], a, budget))
+                        name, epoch_dir, lambda a: self._answers([p["prompt"] for p in val], a, budget, complete=True))
                 else:
                     answers, finishes = self._with_adapter(name, epoch_dir, lambda a: self._critic_path(val, base_answers, a))
                 per_epoch.append(self._score(val, base_answers, answers, finishes))
             parts.append(per_epoch)
+            remaining = sum(len(rest) for rest in folds[f + 1:])
+            if remaining and not any(self._could_pass([fold[k] for fold in parts], remaining)
+                                     for k in range(len(per_epoch))):
+                break  # futility: winning every remaining held-out log would not make this path pass
         combined = [VerifierResult.combine([fold[k] for fold in parts], self.confidence) for k in range(len(parts[0]))]
         epoch = pick_epoch(combined, checked)
         best = combined[checked.index(epoch)]
         accepted, reason = self._accept(best)
+        if len(parts) < len(folds):
+            reason += f" (validation stopped after fold {len(parts)} of {len(folds)}: it could no longer pass)"
         return PathVerdict(
             role, accepted, reason, round(best.win_rate, 4), round(best.lower_bound, 4), best.n,
             epoch=epoch,

@@ -14,9 +14,8 @@ def make_expert_generate(model):
         budget = state.get("budget")
         reply = model.invoke(state["messages"], adapter=state["adapter"], **({"max_new_tokens": budget} if budget else {}))
         tokens = spend(state, reply)
-        text = str(reply.content)
-        if budget:
-            text, _ = end_at_sentence(text, reply.response_metadata.get("finish_reason"))
+        # an Expert answer that reaches its budget (or the model's) ends at its last complete sentence or line
+        text, _ = end_at_sentence(str(reply.content), reply.response_metadata.get("finish_reason"))
         return {"tokens": tokens, "messages": [final_message(text, state, tokens,
                                                               route="expert", adapter=state["adapter"])]}
 
