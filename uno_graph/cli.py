@@ -16,7 +16,8 @@ def _config(args: argparse.Namespace) -> UnoConfig:
     cfg = UnoConfig(base_model=args.base_model, embedder=args.embedder,
                     cluster_threshold=args.cluster_threshold, min_cluster_size=args.min_cluster_size,
                     gap_signal=args.gap_signal, gap_threshold=args.gap_threshold, win_rate_threshold=args.win_rate_threshold,
-                    bleu_threshold=args.bleu_threshold, max_new_tokens=args.max_new_tokens)
+                    bleu_threshold=args.bleu_threshold, max_new_tokens=args.max_new_tokens,
+                    expert_objective=args.expert_objective)
     cfg.train = TrainSettings(**{**vars(cfg.train), "epochs": args.epochs, "batch_size": args.batch_size})
     return cfg
 
@@ -211,6 +212,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--win-rate-threshold", type=float, default=d.win_rate_threshold, help="paper: 0.53")
     p.add_argument("--bleu-threshold", type=float, default=d.bleu_threshold, help="paper: 0.05")
     p.add_argument("--epochs", type=int, default=d.train.epochs)
+    p.add_argument("--expert-objective", choices=("sft", "dpo_sft"), default=d.expert_objective,
+                   help="the Expert's loss: SFT on endorsed answers, or the paper's DPO + SFT")
     p.add_argument("--batch-size", type=int, default=d.train.batch_size, help="adapter training batch size")
     p.add_argument("--max-new-tokens", type=int, default=d.max_new_tokens)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")

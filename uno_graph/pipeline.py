@@ -341,7 +341,8 @@ def _train(run: _Run, clusters, gaps, pairs, rows, store) -> dict[str, dict[str,
     inputs = fingerprint(run.wd.output_fingerprint("gap"), run.wd.output_fingerprint("pairs"),
                          cfg.lora, cfg.train, cfg.win_rate_threshold, cfg.bleu_threshold, cfg.val_folds,
                          cfg.min_win_lower_bound, cfg.win_confidence, cfg.min_judgeable,
-                         cfg.answer_budget, cfg.budget_margin, cfg.max_new_tokens, cfg.val_every)
+                         cfg.answer_budget, cfg.budget_margin, cfg.max_new_tokens, cfg.val_every,
+                         cfg.expert_objective)
     run.wd.begin(stage, inputs)
     done = {r["cluster_id"]: r for r in run.wd.read(stage)}
     pair_by_id = {p["id"]: p for p in pairs}
@@ -382,7 +383,7 @@ def _train_cluster(run: _Run, cluster, decision: str, pair_by_id, row_by_id) -> 
                               folds=cfg.val_folds, seed=cfg.train.seed, win_rate_threshold=cfg.win_rate_threshold,
                               min_win_lower_bound=cfg.min_win_lower_bound, confidence=cfg.win_confidence,
                               bleu_threshold=cfg.bleu_threshold, min_judgeable=cfg.min_judgeable,
-                              val_every=cfg.val_every)
+                              val_every=cfg.val_every, expert_objective=cfg.expert_objective)
     budget = None
     if cfg.answer_budget:
         from uno_graph.budget import answer_budget
@@ -399,7 +400,7 @@ def _train_cluster(run: _Run, cluster, decision: str, pair_by_id, row_by_id) -> 
         return result
     won = next(v for v in verdicts if v.role == route)
     if route == "expert":
-        examples, objective, stop = data.expert_examples(), "dpo_sft", won.epoch
+        examples, objective, stop = data.expert_examples(), cfg.expert_objective, won.epoch
     else:
         examples, objective, stop = data.critic_examples(), "sft", None
     trained = _fit(run, cluster["id"], route, objective, examples, "final", stop)

@@ -105,12 +105,13 @@ class PathValidator:
 
     def __init__(self, model, judge: Judge, fit: Fit, *, folds: int = 2, seed: int = 42,
                  win_rate_threshold: float = 0.53, min_win_lower_bound: float = 0.5, confidence: float = 0.95,
-                 bleu_threshold: float = 0.05, min_judgeable: int = 4, val_every: int = 1) -> None:
+                 bleu_threshold: float = 0.05, min_judgeable: int = 4, val_every: int = 1,
+                 expert_objective: str = "sft") -> None:
         self.model, self.judge, self.fit = model, judge, fit
         self.folds, self.seed = folds, seed
         self.win_rate_threshold, self.min_win_lower_bound = win_rate_threshold, min_win_lower_bound
         self.confidence, self.bleu_threshold, self.min_judgeable = confidence, bleu_threshold, min_judgeable
-        self.val_every = val_every
+        self.val_every, self.expert_objective = val_every, expert_objective
 
     # -- generation -------------------------------------------------------------------------------
     def _answers(self, conversations, adapter: str | None, budget: int | None = None, *,
@@ -164,7 +165,7 @@ class PathValidator:
             examples = data.expert_examples(held) if role == "expert" else data.critic_examples(held)
             if len(examples) < 2:
                 return PathVerdict(role, False, f"fold {f + 1}: only {len(examples)} training example(s)")
-            objective = "dpo_sft" if role == "expert" else "sft"
+            objective = self.expert_objective if role == "expert" else "sft"
             trained = self.fit(role, objective, examples, f"fold-{f + 1}", None)
             val = [by_id[i] for i in fold]
             base_answers = [base[i] for i in fold]
