@@ -2,9 +2,9 @@
 
 A cluster whose users cut answers short (edits of one sentence, "at most 30 words") gets a token
 budget of `margin` × the 90th percentile of its endorsed answers' lengths; a cluster whose endorsed
-answers are as long as the serving budget gets none. An Expert answer that reaches its budget ends at
-its last complete sentence instead of mid-word (`end_at_sentence`). The Expert is validated with the
-same budget it is served with.
+answers are as long as the serving budget gets none. An Expert answer that reaches its token limit
+(its cluster's budget or the model's) ends at its last complete sentence or line instead of mid-word
+(`end_at_sentence`). The Expert is validated exactly as it is served.
 """
 
 from __future__ import annotations
