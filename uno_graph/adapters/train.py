@@ -353,8 +353,8 @@ def _train_sft(job: TrainJob):
 
 
 OBJECTIVES: dict[str, Callable[[TrainJob], Any]] = {
-    "dpo_sft": _train_dpo_sft,  # Expert
-    "sft": _train_sft,  # Critic
+    "dpo_sft": _train_dpo_sft,  # Expert with --expert-objective dpo_sft (the paper)
+    "sft": _train_sft,  # Critic, and the Expert by default
 }
 
 
