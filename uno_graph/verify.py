@@ -98,9 +98,11 @@ class ContrastJudge:
             if not it.get("chosen") or not it.get("rejected") or it["chosen"] == it["rejected"]:
                 out.append(None)
             else:
-                words = rouge_l(it["answer"], it["chosen"]) - rouge_l(it["answer"], it["rejected"])
-                form = rouge_l_shape(it["answer"], it["chosen"]) - rouge_l_shape(it["answer"], it["rejected"])
-                out.append(words + self.form_weight * form if self.form_weight else words)
+                score = rouge_l(it["answer"], it["chosen"]) - rouge_l(it["answer"], it["rejected"])
+                if self.form_weight:
+                    score += self.form_weight * (rouge_l_shape(it["answer"], it["chosen"])
+                                                 - rouge_l_shape(it["answer"], it["rejected"]))
+                out.append(score)
         return out
 
 

@@ -152,8 +152,7 @@ class PathValidator:
     def _could_pass(self, done: list[VerifierResult], remaining: int) -> bool:
         """Whether a path with these fold results would pass if it won all `remaining` held-out logs."""
         wins, n = sum(r.wins for r in done) + remaining, sum(r.n for r in done) + remaining
-        return (wins / n >= self.win_rate_threshold
-                and wilson_bounds(wins, n, self.confidence)[0] >= self.min_win_lower_bound)
+        return self._accept(VerifierResult(wins / n, wins, n, [], wilson_bounds(wins, n, self.confidence)[0]))[0]
 
     # -- the two paths ------------------------------------------------------------------------------
     def validate(self, role: str, cluster_id: str, data: ClusterData, folds: list[list[str]],
