@@ -55,9 +55,54 @@ def main() -> None:
                          for t, per in evaluation["topics"].items()},
               "systems": {s: {k: v[k] for k in ("n", "check", "ci95", "extra_input_tokens")}
                           for s, v in evaluation["systems"].items()}}
+    result["by_subject"] = subject_split(pred, Path(args.test), Path(args.logs))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
     print(markdown_table(result))
+    print(subject_table(result["by_subject"]))
+
+
+def subject_split(pred: Path, test: Path, logs: Path) -> dict:
+    """Check rates per topic and system, apart for test questions on a subject the logs mention and on one
+    they never mention. No router can tell from a question on a new subject which topic's want it has (the
+    test items carry no user); the naive baseline is told each item's topic."""
+    from uno_graph.verify import wilson_bounds
+
+    logged = {json.loads(line).get("metadata", {}).get("subject") for line in logs.read_text().splitlines() if line.strip()}
+    items = {d["id"]: d for d in map(json.loads, test.read_text().splitlines()) if d}
+    counts: dict = {}
+    for line in pred.read_text().splitlines():
+        p = json.loads(line)
+        item = items.get(p["id"])
+        if item is None or p.get("check") is None:
+            continue
+        meta = item.get("metadata", {})
+        part = "logged subjects" if meta.get("subject") in logged else "new subject"
+        cell = counts.setdefault(meta.get("topic", "-"), {}).setdefault(part, {}).setdefault(p["system"], [0.0, 0])
+        cell[0] += float(p["check"])
+        cell[1] += 1
+    out: dict = {}
+    for topic, parts in sorted(counts.items()):
+        for part, systems in parts.items():
+            for system, (passed, n) in systems.items():
+                lo, hi = wilson_bounds(passed, n, 0.975)
+                out.setdefault(topic, {}).setdefault(part, {})[system] = {
+                    "n": n, "check": round(passed / n, 4), "ci95": [round(lo, 4), round(hi, 4)]}
+    return out
+
+
+def subject_table(split: dict) -> str:
+    systems = ["base", "uno", "uno_single", "rules_in_context", "topic_sft"]
+    lines = ["| topic, questions (n) | " + " | ".join(systems) + " |", "|---" * (len(systems) + 1) + "|"]
+    for topic, parts in split.items():
+        for part in ("logged subjects", "new subject"):
+            per = parts.get(part)
+            if not per:
+                continue
+            n = next(iter(per.values()))["n"]
+            cells = [f"{per[s]['check']:.0%}" if s in per else "-" for s in systems]
+            lines.append(f"| {topic}, {part} ({n}) | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def markdown_table(result: dict) -> str:

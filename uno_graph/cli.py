@@ -14,7 +14,7 @@ from uno_graph.errors import UnoGraphError
 
 def _config(args: argparse.Namespace) -> UnoConfig:
     cfg = UnoConfig(base_model=args.base_model, embedder=args.embedder,
-                    cluster_threshold=args.cluster_threshold, min_cluster_size=args.min_cluster_size,
+                    cluster_on=args.cluster_on, cluster_threshold=args.cluster_threshold, min_cluster_size=args.min_cluster_size,
                     gap_signal=args.gap_signal, gap_threshold=args.gap_threshold, win_rate_threshold=args.win_rate_threshold,
                     bleu_threshold=args.bleu_threshold, max_new_tokens=args.max_new_tokens,
                     expert_objective=args.expert_objective)
@@ -31,7 +31,11 @@ def cmd_learn(args: argparse.Namespace) -> int:
 
         teacher = UnoChatModel.from_pretrained(args.teacher_model, max_new_tokens=args.max_new_tokens)
     judge = None
-    if args.judge == "teacher":
+    if args.judge == "contrast":
+        from uno_graph.verify import ContrastJudge
+
+        judge = ContrastJudge()
+    elif args.judge == "teacher":
         from uno_graph.verify import LLMJudge
 
         if teacher is None:
@@ -201,9 +205,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--base-model", default=DEFAULT_MODEL, help="serving model: default or a local HF directory")
     p.add_argument("--teacher-model", default=None, help="local HF model for distill/revise/judge (default: the base model)")
     p.add_argument("--embedder", default=DEFAULT_EMBEDDER)
-    p.add_argument("--judge", choices=["contrast", "teacher"], default="contrast",
-                   help="Expert verifier: users' corrections (contrast) or the paper's LLM rubric (teacher)")
+    p.add_argument("--judge", choices=["want", "contrast", "teacher"], default="want",
+                   help="validation judge: a model of the form of each cluster's endorsed answers, learned from "
+                        "its logs (want); closeness to each log's own edit (contrast); the paper's LLM rubric (teacher)")
     d = UnoConfig()
+    p.add_argument("--cluster-on", choices=("query", "query+rules"), default=d.cluster_on,
+                   help="Ward features: queries, then merged by rules (default); the paper's query+rules")
     p.add_argument("--cluster-threshold", type=float, default=d.cluster_threshold, help="Ward merge height")
     p.add_argument("--min-cluster-size", type=int, default=d.min_cluster_size)
     p.add_argument("--gap-signal", choices=("likelihood", "yesno"), default=d.gap_signal,

@@ -112,19 +112,20 @@ def learn(log_paths: list[str | Path], workdir: str | Path, config: UnoConfig | 
         config: thresholds and training settings (saved to `system.json`).
         teacher: LangChain chat model for distilling rules and revising answers (default: the
             serving model itself).
-        judge: a `verify.Judge` for the Expert verifier (default: `ContrastJudge`, the users' own
-            corrections; pass `LLMJudge(model)` for the paper's rubric judge).
+        judge: the validation judge (default: `want.WantJudge`, learned per cluster and fold from the
+            answers its users endorsed and rejected; `verify.ContrastJudge` compares with each log's own
+            edit; `LLMJudge(model)` is the paper's rubric judge).
         store: a `UnoStore` (default: embedded Chroma in `<workdir>/chroma`).
 
     Example:
         >>> result = learn(["examples/logs.jsonl"], "runs/demo")      # doctest: +SKIP
     """
     from uno_graph.store import UnoStore
-    from uno_graph.verify import ContrastJudge
+    from uno_graph.want import WantJudge
 
     config = config or UnoConfig()
     wd = Workdir(workdir).create()
-    run = _Run(wd, config, teacher, judge or ContrastJudge(), progress)
+    run = _Run(wd, config, teacher, judge or WantJudge(min_auc=config.min_want_auc), progress)
     _write_system(wd, config)
 
     t = time.perf_counter()
@@ -239,7 +240,7 @@ def _cluster(run: _Run, rows, pairs, store) -> list[dict[str, Any]]:
     stage = "clusters"
     population = [r for r in rows if r["rules"] or r["rule_source"] == "satisfied" or r.get("edited")]
     inputs = fingerprint([(r["id"], r["rules"]) for r in population], run.config.embedder,
-                         run.config.cluster_threshold, run.config.min_cluster_size, run.config.route_margin,
+                         run.config.cluster_on, run.config.cluster_threshold, run.config.min_cluster_size, run.config.route_margin,
                          run.config.merge_similarity, run.config.join_similarity)
     if run.wd.begin(stage, inputs):
         previous = {c["id"]: c["members"] for c in _previous_clusters(run.wd)}
@@ -249,7 +250,8 @@ def _cluster(run: _Run, rows, pairs, store) -> list[dict[str, Any]]:
         rv = emb.encode(["\n".join(r["rules"]) for r in population])
         found = cluster_logs(ids, qv, rv, [r["rules"] for r in population], run.config.cluster_threshold, previous,
                              margin=run.config.route_margin, merge_similarity=run.config.merge_similarity,
-                             min_size=run.config.min_cluster_size, join_similarity=run.config.join_similarity)
+                             min_size=run.config.min_cluster_size, join_similarity=run.config.join_similarity,
+                             on=run.config.cluster_on)
         by_id = {r["id"]: r for r in population}
         out = []
         for c in found:
@@ -342,7 +344,7 @@ def _train(run: _Run, clusters, gaps, pairs, rows, store) -> dict[str, dict[str,
                          cfg.lora, cfg.train, cfg.win_rate_threshold, cfg.bleu_threshold, cfg.val_folds,
                          cfg.min_win_lower_bound, cfg.win_confidence, cfg.min_judgeable,
                          cfg.answer_budget, cfg.budget_margin, cfg.max_new_tokens, cfg.val_every,
-                         cfg.expert_objective)
+                         cfg.expert_objective, type(run._judge).__name__, cfg.min_want_auc)
     run.wd.begin(stage, inputs)
     done = {r["cluster_id"]: r for r in run.wd.read(stage)}
     pair_by_id = {p["id"]: p for p in pairs}

@@ -194,6 +194,13 @@ def looks_english(text: str) -> bool:
     return sum(w in _ENGLISH for w in words) / len(words) >= 0.08
 
 
+def on_topic(answer: str, context: str) -> bool:
+    """Whether an answer shares a content word (4+ letters, not filler or a function word) with its context
+    (the question and the base answer); an answer too short to have one counts as on topic."""
+    content = {w for w in _tokens(answer) if len(w) >= 4 and w not in _FILLER and w not in _ENGLISH}
+    return not content or bool(content & set(_tokens(context)))
+
+
 def degenerate(answer: str, *, query: str, base: str, reference: str = "", finish_reason: str | None = None) -> str | None:
     """Why a candidate answer cannot beat the base answer whatever a judge says, or None.
 
@@ -269,7 +276,9 @@ def simulated_win_rate(val_items: list[dict[str, Any]], base_answers: list[str],
     10 % of the shorter of the base answer and the answer the user endorsed; the BLEU guard passes a
     candidate made of the base answer's or the endorsed answer's words; and with a judge marked
     `anchored` (ContrastJudge) a candidate also passes when it is at least as close (ROUGE-L) to the
-    endorsed answer as the base answer is. Text that does none of these earns nothing.
+    endorsed answer as the base answer is; with a judge of form (`drift = "topical"`, the learned
+    `want.WantJudge`) when it shares a content word with the question, the base answer or the
+    endorsed answer (`on_topic`). Text that does none of these earns nothing.
     """
     finish_reasons = finish_reasons or [None] * len(candidate_answers)
     items = []
@@ -287,6 +296,8 @@ def simulated_win_rate(val_items: list[dict[str, Any]], base_answers: list[str],
         on_course = bleu > bleu_threshold
         if getattr(judge, "anchored", False):  # or it moves towards what the user wrote
             on_course = on_course or rouge_l(cand, endorsed) >= rouge_l(base, endorsed)
+        if getattr(judge, "drift", None) == "topical":  # a learned judge of form: the words need only stay on topic
+            on_course = on_course or on_topic(cand, val_items[n]["query"] + "\n" + base + "\n" + (val_items[n].get("chosen") or ""))
         credit = 0.0
         if flaw is None and cand_score is not None and base_score is not None and len(cand) >= floor and on_course:
             credit = 1.0 if cand_score > base_score else 0.5 if cand_score == base_score else 0.0

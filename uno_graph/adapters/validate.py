@@ -1,9 +1,14 @@
 """Which path serves a cluster — Expert, Critic or the base model — decided on held-out folds (UNO §5).
 
-Every judgeable pair of a cluster (a chosen answer that differs from the logged one) takes part in
-validation exactly once: the pairs are dealt into `val_folds` folds, and for each fold a candidate
-adapter is trained on the rest of the cluster's data (approvals included) and answers the fold's
-queries. Each path is validated as it is served:
+The judge is learned from the cluster's own logs by default (`want.WantJudge`): a model of the form
+of the answers its users endorsed and rejected. Before anything is trained, a *consistency gate*
+asks whether that model ranks the labelled answers of logs it did not see (out-of-fold AUC ≥
+`min_auc`): users who contradict each other leave no want to learn, and their cluster is served by
+the base model. Then every log of the cluster takes part in validation exactly once: the logs are
+dealt into `val_folds` folds; for each fold a candidate adapter *and* the judge are fitted on the
+other folds' logs, and the adapter answers the fold's questions. (With a judge that needs the log's
+own edit, `verify.ContrastJudge`, only the judgeable pairs — an endorsed answer that differs from
+the logged one — are validated.) Each path is validated as it is served:
 
 * Expert: the adapter answers directly; every saved epoch is validated, so the epoch is chosen too.
 * Critic: the adapter critiques the base answer and the base model revises it (critique → revise).
@@ -34,6 +39,7 @@ from uno_graph.adapters.train import TrainExample, TrainResult
 from uno_graph.budget import end_at_sentence
 from uno_graph.pairs import is_judgeable
 from uno_graph.verify import Judge, VerifierResult, simulated_win_rate, wilson_bounds
+from uno_graph.want import Labelled
 
 # fit(role, objective, examples, tag, stop_after_epoch) -> TrainResult, trained into a temporary folder
 Fit = Callable[[str, str, list[TrainExample], str, "int | None"], TrainResult]
@@ -75,6 +81,7 @@ class PathVerdict:
     epochs: list[dict[str, float]] = field(default_factory=list)  # Expert: per-epoch validation
     flaws: dict[str, int] = field(default_factory=dict)  # degenerate answers by kind, at the chosen epoch
     details: list[dict[str, Any]] = field(default_factory=list)
+    want: dict[str, Any] = field(default_factory=dict)  # the learned judge's consistency gate, when there is one
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -94,6 +101,28 @@ class ClusterData:
     def expert_examples(self, exclude: set[str] = frozenset()) -> list[TrainExample]:
         return [TrainExample(prompt=p["prompt"], chosen=p["chosen"], rejected=p["rejected"], id=p["id"],
                              user_id=p.get("user_id")) for p in self.pairs if p["id"] not in exclude]
+
+    def labelled(self, exclude: set[str] = frozenset()) -> list[Labelled]:
+        """The members' answers as the users labelled them (outside `exclude`): an approved answer,
+        an edit or a verified revision is endorsed; the logged answer of any other log is rejected."""
+        chosen = {p["id"]: p["chosen"] for p in self.pairs}
+        out = []
+        for r in self.rows:
+            if r["id"] in exclude:
+                continue
+            if r.get("rule_source") == "satisfied":
+                out.append(Labelled(r["id"], r["answer"], 1))
+                continue
+            out.append(Labelled(r["id"], r["answer"], 0))
+            if chosen.get(r["id"]) and chosen[r["id"]] != r["answer"]:
+                out.append(Labelled(r["id"], chosen[r["id"]], 1))
+        return out
+
+    def questions(self) -> list[dict[str, Any]]:
+        """Every member as a validation item: its question, and the answers the user endorsed and rejected."""
+        chosen = {p["id"]: p["chosen"] for p in self.pairs}
+        return [{"id": r["id"], "query": r["query"], "prompt": r["prompt"], "rules": r["rules"],
+                 "chosen": chosen.get(r["id"]), "rejected": r["answer"]} for r in self.rows]
 
     def critic_examples(self, exclude: set[str] = frozenset()) -> list[TrainExample]:
         return [TrainExample(prompt=prompts.critic_messages(r["query"], r["answer"]), chosen=prompts.numbered(r["rules"]),
@@ -135,10 +164,16 @@ class PathValidator:
         finally:
             self.model.unload_adapter(name)
 
-    def _score(self, val: list[dict[str, Any]], base: list[str], answers: list[str], finishes) -> VerifierResult:
+    @property
+    def learned_judge(self) -> bool:
+        """Whether the judge is fitted per fold on the cluster's labelled answers (`want.WantJudge`)."""
+        return bool(getattr(self.judge, "learned", False))
+
+    def _score(self, judge: Judge, val: list[dict[str, Any]], base: list[str], answers: list[str],
+               finishes) -> VerifierResult:
         items = [{"query": p["query"], "rules": p["rules"], "chosen": p["chosen"], "rejected": p["rejected"]}
                  for p in val]
-        return simulated_win_rate(items, base, answers, self.judge, bleu_threshold=self.bleu_threshold,
+        return simulated_win_rate(items, base, answers, judge, bleu_threshold=self.bleu_threshold,
                                   finish_reasons=finishes, confidence=self.confidence)
 
     def _accept(self, result: VerifierResult) -> tuple[bool, str]:
@@ -157,7 +192,7 @@ class PathValidator:
     # -- the two paths ------------------------------------------------------------------------------
     def validate(self, role: str, cluster_id: str, data: ClusterData, folds: list[list[str]],
                  base: dict[str, str], budget: int | None = None) -> PathVerdict:
-        by_id = {p["id"]: p for p in data.judgeable}
+        by_id = {p["id"]: p for p in (data.questions() if self.learned_judge else data.judgeable)}
         parts: list[list[VerifierResult]] = []  # [fold][epoch]
         for f, fold in enumerate(folds):
             held = set(fold)
@@ -166,6 +201,7 @@ class PathValidator:
                 return PathVerdict(role, False, f"fold {f + 1}: only {len(examples)} training example(s)")
             objective = self.expert_objective if role == "expert" else "sft"
             trained = self.fit(role, objective, examples, f"fold-{f + 1}", None)
+            judge = self.judge.fit(data.labelled(held)) if self.learned_judge else self.judge
             val = [by_id[i] for i in fold]
             base_answers = [base[i] for i in fold]
             n_epochs = len(trained.epoch_dirs)
@@ -179,7 +215,7 @@ class PathValidator:
                         name, epoch_dir, lambda a: self._answers([p["prompt"] for p in val], a, budget, complete=True))
                 else:
                     answers, finishes = self._with_adapter(name, epoch_dir, lambda a: self._critic_path(val, base_answers, a))
-                per_epoch.append(self._score(val, base_answers, answers, finishes))
+                per_epoch.append(self._score(judge, val, base_answers, answers, finishes))
             parts.append(per_epoch)
             remaining = sum(len(rest) for rest in folds[f + 1:])
             if remaining and not any(self._could_pass([fold[k] for fold in parts], remaining)
@@ -208,18 +244,41 @@ class PathValidator:
         """Route for the cluster ("expert" | "critic" | "base") and the verdict of each path tried.
 
         `budget`: the Expert's answer budget in tokens (`uno_graph.budget`), None = the model's own."""
-        judgeable = data.judgeable
-        if len(judgeable) < self.min_judgeable:
-            reason = (f"only {len(judgeable)} judgeable log(s) (an answer the user endorsed that differs from the "
-                      f"logged one); validation needs {self.min_judgeable}")
-            return "base", [PathVerdict("expert", False, reason), PathVerdict("critic", False, reason)]
-        folds = make_folds([p["id"] for p in judgeable], self.folds, self.seed)
-        base_texts, _ = self._answers([p["prompt"] for p in judgeable], None)
-        base = {p["id"]: t for p, t in zip(judgeable, base_texts)}
+        want: dict[str, Any] = {}
+        if self.learned_judge:
+            val, refusal, want = self._want_gate(data)
+        else:
+            val = data.judgeable
+            refusal = None if len(val) >= self.min_judgeable else (
+                f"only {len(val)} judgeable log(s) (an answer the user endorsed that differs from the "
+                f"logged one); validation needs {self.min_judgeable}")
+        if refusal:
+            return "base", [PathVerdict("expert", False, refusal, want=want), PathVerdict("critic", False, refusal, want=want)]
+        folds = make_folds([p["id"] for p in val], self.folds, self.seed)
+        base_texts, _ = self._answers([p["prompt"] for p in val], None)
+        base = {p["id"]: t for p, t in zip(val, base_texts)}
         verdicts = []
         for role in (first, "critic" if first == "expert" else "expert"):
             verdict = self.validate(role, cluster_id, data, folds, base, budget if role == "expert" else None)
+            verdict.want = want
             verdicts.append(verdict)
             if verdict.accepted:
                 return role, verdicts
         return "base", verdicts
+
+    def _want_gate(self, data: ClusterData) -> tuple[list[dict[str, Any]], str | None, dict[str, Any]]:
+        """Validation items for a learned judge, or why there is nothing to learn (and the gate's numbers)."""
+        labelled = data.labelled()
+        endorsed = sum(x.label for x in labelled)
+        rejected = len(labelled) - endorsed
+        if endorsed < self.min_judgeable or rejected < 2:
+            return [], (f"only {endorsed} endorsed and {rejected} rejected answer(s); a want needs "
+                        f"{self.min_judgeable} endorsed and 2 rejected"), {}
+        gate_folds = make_folds(sorted({x.log_id for x in labelled}), self.judge.gate_folds, self.seed)
+        gate = self.judge.consistency(labelled, gate_folds)
+        want = gate.to_dict()
+        if gate.auc < self.judge.min_auc:
+            return [], (f"no consistent want: on logs it did not see, a model of the endorsed answers' form "
+                        f"ranks them above the rejected ones with AUC {gate.auc:.2f} < {self.judge.min_auc} "
+                        f"({endorsed} endorsed, {rejected} rejected answers)"), want
+        return data.questions(), None, want

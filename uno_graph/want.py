@@ -1,0 +1,222 @@
+"""What a cluster's users want, learned from the answers they endorsed and the ones they rejected.
+
+A cluster's logs label answers: an edit, an approved answer or a verified revision is *endorsed*;
+the logged answer of a log with an edit, a complaint or a thumbs-down is *rejected*. `WantModel` is a
+small logistic regression on the **form** of those answers (`answer_form`: how an answer opens, how
+each line starts, how it ends, its length, line count, case, questions), so it can say of an answer
+to a *new* question whether it is written the way this cluster's users want — which a judge that
+compares with one log's own edit cannot (an answer about other things shares few words with it).
+
+Two uses (adapters/validate.py):
+
+* **Is there a want at all?** `cross_validated_auc` fits the model on some logs and ranks the
+  labelled answers of the others. Users who contradict each other (shorter, longer, lists, prose)
+  leave nothing a model can pick up on held-out logs (AUC near 0.5): such a cluster is served by
+  the base model, with no adapter trained.
+* **The validation judge.** Fitted on a fold's training logs only, it scores an Expert's answer and
+  the base answer to each held-out question (`WantJudge`); the better-formed one wins.
+
+Whether an answer was cut off by a token limit is hidden from the model (`complete_part`): logged
+answers often stop mid-sentence and edits never do, so without that the model would learn "edited
+by a person" rather than the users' want. Cut-off candidates are caught by `verify.degenerate`.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+_WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)?")
+_SENTENCE_END = re.compile(r"""[.!?…:](?:["'”’)\]*`]*)(?=\s|$)|\n""")
+
+
+def complete_part(text: str) -> str:
+    """The text up to its last sentence or line end, when it stops mid-sentence (and most is kept)."""
+    text = text.strip()
+    if not text or _SENTENCE_END.search(text[-3:] + " "):
+        return text
+    ends = [m.end() for m in _SENTENCE_END.finditer(text)]
+    if ends and ends[-1] >= 0.3 * len(text):
+        return text[: ends[-1]].rstrip()
+    return text
+
+
+def _pattern(s: str) -> str:
+    """Character classes of a short string: digits → 0, capitals → A, small letters → a, others kept."""
+    return "".join("0" if c.isdigit() else "A" if c.isupper() else "a" if c.isalpha() else c for c in s)
+
+
+def answer_form(text: str) -> dict[str, float]:
+    """An answer's form as named features (indicators and numbers in [0, ~1]); content words are
+    left out except the first words of the answer and of its last line (openings and sign-offs).
+
+        >>> sorted(k for k in answer_form("Short answer: no.\\n- one\\n- two") if k.startswith("head="))
+        ['head=- ', 'head=Aa']
+    """
+    t = complete_part(text)
+    lines = [line.strip() for line in t.splitlines() if line.strip()]
+    words = _WORD.findall(t)
+    f: dict[str, float] = {}
+    n = len(words)
+    f["words_log"] = math.log1p(n) / 5
+    for cut in (10, 20, 30, 50, 80, 120):
+        f[f"words<={cut}"] = float(n <= cut)
+    f["lines_log"] = math.log1p(len(lines)) / 3
+    for k in (1, 2, 3, 4, 5):
+        f[f"lines={k}"] = float(len(lines) == k)
+    f["lines>5"] = float(len(lines) > 5)
+    letters = [c for c in t if c.isalpha()]
+    upper = sum(c.isupper() for c in letters)
+    f["upper_share"] = upper / len(letters) if letters else 0.0
+    f["no_capitals"] = float(bool(letters) and upper == 0)
+    f["questions"] = min(t.count("?"), 3) / 3
+    sentences = max(1, len(re.findall(r"[.!?](?=\s|$)", t)))
+    f["words_per_sentence"] = min(n / sentences, 60) / 60
+    if not lines:
+        f["empty"] = 1.0
+        return f
+    f[f"open1={words[0] if words else ''}"] = 1.0  # cased: "Yes", "No", "Short", "TL"
+    f[f"open2={' '.join(words[:2]).lower()}"] = 1.0
+    f[f"open_pattern={_pattern(lines[0][:3])}"] = 1.0
+    last_words = _WORD.findall(lines[-1])
+    f[f"last_line_open={last_words[0] if last_words else ''}"] = 1.0
+    f[f"last_line_pattern={_pattern(lines[-1][:3])}"] = 1.0
+    f[f"end={t[-1] if not t[-1].isalnum() else _pattern(t[-1])}"] = 1.0
+    heads = Counter(_pattern(line[:2]) for line in lines)
+    for head, count in heads.items():
+        f[f"head={head}"] = count / len(lines)
+    for mark in ("**", "```", ":", "(", ";", "!"):
+        f[f"has{mark}"] = float(mark in t)
+    return f
+
+
+@dataclass
+class Labelled:
+    """One labelled answer of a log: endorsed (1) or rejected (0)."""
+
+    log_id: str
+    text: str
+    label: int
+
+
+class WantModel:
+    """Logistic regression on `answer_form` features, balanced between endorsed and rejected answers."""
+
+    def __init__(self, c: float = 1.0) -> None:
+        self.c = c
+        self._vec = None
+        self._clf = None
+
+    def fit(self, texts: Sequence[str], labels: Sequence[int]) -> "WantModel":
+        from sklearn.feature_extraction import DictVectorizer
+        from sklearn.linear_model import LogisticRegression
+
+        if len(set(labels)) < 2:
+            raise ValueError("a want model needs both endorsed and rejected answers")
+        self._vec = DictVectorizer()
+        x = self._vec.fit_transform([answer_form(t) for t in texts])
+        self._clf = LogisticRegression(C=self.c, class_weight="balanced", max_iter=2000)
+        self._clf.fit(x, list(labels))
+        return self
+
+    def score(self, texts: Sequence[str]) -> list[float]:
+        """Log-odds that each answer is one this cluster's users endorse."""
+        if self._clf is None:
+            raise RuntimeError("fit the model first")
+        if not texts:
+            return []
+        return [float(s) for s in self._clf.decision_function(self._vec.transform([answer_form(t) for t in texts]))]
+
+    def top_features(self, k: int = 8) -> list[tuple[str, float]]:
+        """The features that weigh most, signed (positive: what endorsed answers have)."""
+        names = self._vec.get_feature_names_out()
+        weights = self._clf.coef_[0]
+        order = np.argsort(-np.abs(weights))[:k]
+        return [(str(names[i]), round(float(weights[i]), 3)) for i in order]
+
+
+def auc(scores: Sequence[float], labels: Sequence[int]) -> float:
+    """Share of (endorsed, rejected) pairs the scores order right, ties half (ROC AUC)."""
+    pos = [s for s, y in zip(scores, labels) if y]
+    neg = [s for s, y in zip(scores, labels) if not y]
+    if not pos or not neg:
+        return float("nan")
+    wins = sum(1.0 if p > q else 0.5 if p == q else 0.0 for p in pos for q in neg)
+    return wins / (len(pos) * len(neg))
+
+
+@dataclass
+class Consistency:
+    """How well a cluster's want can be learned: out-of-fold AUC over its labelled answers."""
+
+    auc: float
+    n_endorsed: int
+    n_rejected: int
+    folds: int
+
+    def to_dict(self) -> dict[str, float]:
+        return {"auc": round(self.auc, 4), "n_endorsed": self.n_endorsed, "n_rejected": self.n_rejected,
+                "folds": self.folds}
+
+
+def cross_validated_auc(labelled: Sequence[Labelled], folds: Sequence[Sequence[str]], c: float = 1.0) -> Consistency:
+    """Fit on the logs outside each fold, score the fold's labelled answers; AUC over all out-of-fold
+    scores. A log's endorsed and rejected answers stay in the same fold."""
+    scores: list[float] = []
+    labels: list[int] = []
+    for fold in folds:
+        held = set(fold)
+        train = [x for x in labelled if x.log_id not in held]
+        test = [x for x in labelled if x.log_id in held]
+        if not test:
+            continue
+        if len({x.label for x in train}) < 2:
+            scores += [0.0] * len(test)
+        else:
+            model = WantModel(c).fit([x.text for x in train], [x.label for x in train])
+            scores += model.score([x.text for x in test])
+        labels += [x.label for x in test]
+    value = auc(scores, labels)
+    return Consistency(auc=0.5 if math.isnan(value) else value, n_endorsed=sum(labels),
+                       n_rejected=len(labels) - sum(labels), folds=len(folds))
+
+
+class FittedWantJudge:
+    """A `verify.Judge` over one fitted `WantModel`: an answer's score is its log-odds of being endorsed."""
+
+    drift = "topical"  # no per-log reference to stay near: the verifier asks only that answers stay on topic
+
+    def __init__(self, model: WantModel | None) -> None:
+        self.model = model  # None: the training logs had one label only; every answer then ties
+
+    def scores(self, items: list[dict]) -> list[float | None]:
+        if self.model is None:
+            return [0.0] * len(items)
+        return list(self.model.score([it["answer"] for it in items]))
+
+
+class WantJudge:
+    """The validation judge learned from each cluster's own logs (the default of `learn`).
+
+    `fit(labelled)` gives the judge for one fold, fitted on that fold's training logs only;
+    `consistency(labelled, folds)` is the gate: a cluster whose out-of-fold AUC is under `min_auc`
+    has no want its logs agree on, and is served by the base model without training.
+    """
+
+    learned = True
+
+    def __init__(self, c: float = 1.0, min_auc: float = 0.8, gate_folds: int = 4) -> None:
+        self.c, self.min_auc, self.gate_folds = c, min_auc, gate_folds
+
+    def fit(self, labelled: Sequence[Labelled]) -> FittedWantJudge:
+        if len({x.label for x in labelled}) < 2:
+            return FittedWantJudge(None)
+        return FittedWantJudge(WantModel(self.c).fit([x.text for x in labelled], [x.label for x in labelled]))
+
+    def consistency(self, labelled: Sequence[Labelled], folds: Sequence[Sequence[str]]) -> Consistency:
+        return cross_validated_auc(labelled, folds, self.c)
