@@ -294,3 +294,21 @@ def test_shape_keeps_structure_and_forgets_content():
     b = "Well, here goes. 1. Chop the onions\n2. Fry them slowly\n3. Serve them"
     assert rouge_l_shape(a, b) == 1.0
     assert rouge_l_shape(a, "Well, here goes. Boil water, add pasta and drain it.") < 0.6
+    # merging off (the default): the subject groups stay apart, the small ones still join by rules
+    kept = sorted(sorted(g) for g in merge_by_rules(groups, rule_vecs, merge_similarity=None, min_size=4,
+                                                    join_similarity=0.5))
+    assert kept == [list(range(6)), list(range(6, 12)), list(range(12, 20)), [20, 21]]
+
+
+def test_clustering_on_queries_ignores_how_users_phrased_the_same_want():
+    from uno_graph.cluster import cluster_logs
+
+    blob = _blobs(seed=3)
+    # two subjects; within each, users phrase their complaint in two unrelated ways
+    q = np.vstack([blob(np.eye(8)[0], 8), blob(np.eye(8)[1], 8)])
+    r = np.vstack([blob(np.eye(8)[2], 4), blob(np.eye(8)[3], 4), blob(np.eye(8)[2], 4), blob(np.eye(8)[3], 4)])
+    ids = [f"x{i:02d}" for i in range(16)]
+    on_queries = sorted(c.members for c in cluster_logs(ids, q, r, [["r"]] * 16, threshold=1.0, on="query"))
+    assert on_queries == [ids[:8], ids[8:]]
+    on_both = sorted(c.members for c in cluster_logs(ids, q, r, [["r"]] * 16, threshold=1.0, on="query+rules"))
+    assert len(on_both) == 4  # [query ⊕ rules] also splits each subject by phrasing
