@@ -7,6 +7,9 @@ from uno_graph.errors import ArtifactError, ConfigError, LogFormatError, UnoGrap
 from uno_graph.logs import Feedback, LogRecord, read_logs  # noqa: E402
 
 
+_CAPTURE = ("BaseStoreLogStore", "JsonlLogStore", "LogStore", "Recorder", "feedback")
+
+
 def __getattr__(name: str):
     # Heavy modules (torch, transformers, chromadb) load only when used.
     if name == "learn":
@@ -17,10 +20,14 @@ def __getattr__(name: str):
         from uno_graph.chat_model import UnoChatModel
 
         return UnoChatModel
+    if name in _CAPTURE:  # recording answers and feedback (uno_graph.capture)
+        import uno_graph.capture
+
+        return getattr(uno_graph.capture, name)
     raise AttributeError(f"module 'uno_graph' has no attribute {name!r}")
 
 
 __all__ = sorted([
     "ArtifactError", "ConfigError", "Feedback", "LogFormatError", "LogRecord", "UnoChatModel",
-    "UnoConfig", "UnoGraphError", "__version__", "learn", "read_logs",
+    "UnoConfig", "UnoGraphError", "__version__", "learn", "read_logs", *_CAPTURE,
 ])

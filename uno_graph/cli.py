@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import sys
+import uuid
 from pathlib import Path
 
 from uno_graph.config import DEFAULT_EMBEDDER, DEFAULT_MODEL, TrainSettings, UnoConfig
@@ -98,9 +99,18 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
-def _answer(graph, messages, mode_context):
-    out = graph.invoke({"messages": messages}, context=mode_context)
+def _answer(graph, messages, mode_context, config=None):
+    out = graph.invoke({"messages": messages}, config, context=mode_context)
     return out["messages"][-1]
+
+
+def _recorder(path: str | None):
+    """A recorder writing to the event file `path` (None: no recording)."""
+    if path is None:
+        return None
+    from uno_graph.capture import Recorder
+
+    return Recorder(path)
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
@@ -108,17 +118,21 @@ def cmd_ask(args: argparse.Namespace) -> int:
     from uno_graph.state import UnoContext
 
     system = UnoSystem.load(args.workdir, lazy_adapters=True)  # one question needs at most one adapter
-    graph = system.graph(args.mode)
-    reply = _answer(graph, [("user", args.question)], UnoContext(user_id=args.user_id))
+    graph = system.graph(args.mode, recorder=_recorder(args.record))
+    config = {"configurable": {"thread_id": args.thread_id}} if args.thread_id else None
+    reply = _answer(graph, [("user", args.question)], UnoContext(user_id=args.user_id), config)
     meta, usage = reply.response_metadata, reply.usage_metadata or {}
+    log_id = meta.get("uno_log_id")
     if args.json:
         print(json.dumps({"answer": reply.content, "route": meta.get("uno_route"), "cluster": meta.get("uno_cluster"),
                           "adapter": meta.get("uno_adapter"), "distance": meta.get("uno_distance"),
-                          "input_tokens": usage.get("input_tokens"), "output_tokens": usage.get("output_tokens")}))
+                          "input_tokens": usage.get("input_tokens"), "output_tokens": usage.get("output_tokens"),
+                          **({"log_id": log_id} if args.record else {})}))
     else:
         print(reply.content)
         print(f"\n[route {meta.get('uno_route')} · cluster {meta.get('uno_cluster') or '-'} · "
-              f"adapter {meta.get('uno_adapter') or '-'} · {usage.get('input_tokens', 0)} in / {usage.get('output_tokens', 0)} out tokens]")
+              f"adapter {meta.get('uno_adapter') or '-'} · {usage.get('input_tokens', 0)} in / {usage.get('output_tokens', 0)} out tokens"
+              + (f" · log {log_id}" if log_id else "") + "]")
     return 0
 
 
@@ -130,9 +144,12 @@ def cmd_chat(args: argparse.Namespace) -> int:
     from uno_graph.state import UnoContext
 
     system = UnoSystem.load(args.workdir)
-    graph = build_graph(system.model, system.router, args.mode).compile(checkpointer=InMemorySaver())
-    config = {"configurable": {"thread_id": "cli"}}
-    print("uno-graph chat — empty line or Ctrl-D to quit")
+    recorder = _recorder(args.record)
+    graph = build_graph(system.model, system.router, args.mode, recorder=recorder).compile(checkpointer=InMemorySaver())
+    config = {"configurable": {"thread_id": args.thread_id or f"cli-{uuid.uuid4().hex[:12]}"}}
+    print("uno-graph chat — empty line or Ctrl-D to quit"
+          + ("; /rate R, /edit TEXT, /comment TEXT give feedback on the last answer" if recorder else ""))
+    log_id = None
     while True:
         try:
             text = input("you> ").strip()
@@ -140,6 +157,8 @@ def cmd_chat(args: argparse.Namespace) -> int:
             break
         if not text:
             break
+        if recorder is not None and _chat_feedback(recorder, log_id, text):
+            continue
         print("bot> ", end="", flush=True)
         for mode, data in graph.stream({"messages": [("user", text)]}, config, context=UnoContext(user_id=args.user_id),
                                        stream_mode=["messages", "custom"]):
@@ -151,6 +170,47 @@ def cmd_chat(args: argparse.Namespace) -> int:
                         meta.get("langgraph_node") == "base_generate"):
                     print(chunk.content, end="", flush=True)
         print()
+        if recorder is not None:
+            log_id = graph.get_state(config).values["messages"][-1].response_metadata.get("uno_log_id")
+            print(f"[log {log_id or 'not recorded'}]")
+    return 0
+
+
+def _chat_feedback(recorder, log_id: str | None, text: str) -> bool:
+    """Handle `/rate R`, `/edit TEXT`, `/comment TEXT` in `chat`; False if `text` is not such a command."""
+    command, _, value = text.partition(" ")
+    field = {"/rate": "rating", "/edit": "edited_response", "/comment": "comment"}.get(command)
+    if field is None:
+        return False
+    if log_id is None:
+        print("no recorded answer yet to give feedback on")
+        return True
+    try:
+        stored = recorder.feedback(log_id, **{field: float(value) if field == "rating" else value.strip()})
+        print(f"[feedback on {log_id}: {stored}]")
+    except ValueError as exc:  # FeedbackError, or a rating that is not a number
+        print(f"feedback not recorded: {exc}")
+    return True
+
+
+def cmd_feedback(args: argparse.Namespace) -> int:
+    from uno_graph.capture import JsonlLogStore, feedback
+
+    if not Path(args.logs).is_file():
+        raise UnoGraphError(f"no event file at {args.logs}; give the file that `--record` wrote")
+    stored = feedback(JsonlLogStore(args.logs), args.log_id, rating=args.rating, edited_response=args.edited_response,
+                      comment=args.comment)
+    print(f"feedback recorded for {args.log_id}: " + ", ".join(f"{k} {v!r}" for k, v in stored.items()))
+    return 0
+
+
+def cmd_export_logs(args: argparse.Namespace) -> int:
+    from uno_graph.capture import JsonlLogStore, export
+
+    if not Path(args.events).is_file():
+        raise UnoGraphError(f"no event file at {args.events}; give the file that `--record` wrote")
+    count = export(JsonlLogStore(args.events), args.out)
+    print(f"{count} log(s) written to {args.out}; learn from them with: uno-graph learn {args.out} --workdir DIR")
     return 0
 
 
@@ -231,6 +291,10 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--workdir", required=True)
         p.add_argument("--mode", choices=["uno", "uno_single"], default="uno")
         p.add_argument("--user-id", default=None)
+        p.add_argument("--record", default=None, metavar="EVENTS.jsonl",
+                       help="record answers, follow-ups (and, in chat, /rate /edit /comment) into this event file")
+        p.add_argument("--thread-id", default=None, help="the conversation: a later turn with the same thread id "
+                                                         "is recorded as the previous answer's follow-up")
         if name == "ask":
             p.add_argument("question")
             p.add_argument("--json", action="store_true", help="one machine-readable JSON line")
@@ -267,6 +331,19 @@ def build_parser() -> argparse.ArgumentParser:
     from uno_graph.openai_server import add_serve_openai_parser
 
     add_serve_openai_parser(sub)
+
+    p = sub.add_parser("feedback", help="attach a rating, an edited answer or a comment to a recorded answer")
+    p.add_argument("logs", metavar="EVENTS.jsonl", help="the event file that --record wrote")
+    p.add_argument("log_id", help="the answer's log id (printed by ask/chat --record; the completion id over HTTP)")
+    p.add_argument("--rating", type=float, default=None, help="-1 (thumbs down) to 1 (thumbs up)")
+    p.add_argument("--edit", dest="edited_response", default=None, metavar="TEXT", help="the answer as it should have been")
+    p.add_argument("--comment", default=None, metavar="TEXT")
+    p.set_defaults(func=cmd_feedback)
+
+    p = sub.add_parser("export-logs", help="fold a recorded event file into log-format JSONL for `learn`")
+    p.add_argument("events", metavar="EVENTS.jsonl", help="the event file that --record wrote")
+    p.add_argument("--out", required=True, metavar="LOGS.jsonl", help="log-format JSONL (replaced)")
+    p.set_defaults(func=cmd_export_logs)
 
     p = sub.add_parser("inspect", help="clusters, routes, rules and adapters of a work directory")
     p.add_argument("--workdir", required=True)

@@ -12,6 +12,10 @@ Each step can use its own chat model (``models={"expert": ..., "critic": ..., "b
 Expert answers from an OpenAI-compatible LoRA server (`uno_graph.endpoint.EndpointChatModel`) and
 the rest from the local `UnoChatModel`. A `UnoSystem` picks up newly published adapters with
 `reload()` (or `watch()`), and graphs already compiled from it follow on their next call.
+
+With ``recorder=`` (`uno_graph.capture`), every answer is recorded as a log in the README's format,
+the user's next turn in the thread is appended as its follow-up, and the answer carries its log id
+(``response_metadata["uno_log_id"]``) for `feedback`.
 """
 
 from __future__ import annotations
@@ -29,16 +33,19 @@ from typing import Any
 
 from langgraph.graph import END, START, StateGraph
 
+from uno_graph.capture.recorder import as_recorder
 from uno_graph.config import UnoConfig
 from uno_graph.errors import AdapterNotFoundError, ArtifactError, ConfigError
 from uno_graph.nodes import (
     make_base_generate,
     make_critique,
     make_expert_generate,
+    make_record,
     make_revise,
     make_route,
     next_after_base,
     next_after_route,
+    with_followups,
 )
 from uno_graph.router import Router, RouteTable
 from uno_graph.state import MessagesIO, UnoContext, UnoState
@@ -62,7 +69,8 @@ def step_models(model, models: Mapping[str, Any] | None = None) -> dict[str, Any
     return chosen
 
 
-def build_graph(model, router: Router, mode: str = "uno", *, models: Mapping[str, Any] | None = None) -> StateGraph:
+def build_graph(model, router: Router, mode: str = "uno", *, models: Mapping[str, Any] | None = None,
+                recorder: Any = None) -> StateGraph:
     """An uncompiled UNO graph whose input and output schemas hold `messages` only.
 
     Args:
@@ -73,6 +81,11 @@ def build_graph(model, router: Router, mode: str = "uno", *, models: Mapping[str
         models: per-step overrides, keys from `STEPS`: "expert" answers Expert clusters with their
             adapter, "critic" writes critiques with the Critic adapter, "base" answers everything else
             and drafts and revises on Critic clusters.
+        recorder: record every answer as a log (`uno_graph.capture.Recorder`, a `LogStore`, a LangGraph
+            `BaseStore` or an event-file path): the user's next turn in the thread becomes its
+            follow-up, and the answer carries ``response_metadata["uno_log_id"]`` for feedback.
+            Adds a final ``record`` node; the user id comes from `UnoContext.user_id`, the thread
+            from ``config["configurable"]["thread_id"]``.
 
     Example:
         >>> remote = EndpointChatModel(base_url="http://127.0.0.1:8001/v1", model="smollm2")   # doctest: +SKIP
@@ -81,18 +94,24 @@ def build_graph(model, router: Router, mode: str = "uno", *, models: Mapping[str
     if mode not in MODES:
         raise ConfigError(f"mode {mode!r} is not known; expected one of {list(MODES)}")
     chosen = step_models(model, models)
+    recorder = as_recorder(recorder)
+    finish = END if recorder is None else "record"  # where an answer goes
     builder = StateGraph(UnoState, context_schema=UnoContext, input_schema=MessagesIO, output_schema=MessagesIO)
-    builder.add_node("route", make_route(router))
+    route = make_route(router)
+    builder.add_node("route", route if recorder is None else with_followups(route, recorder))
     builder.add_node("expert_generate", make_expert_generate(chosen["expert"]))
     builder.add_node("base_generate", make_base_generate(chosen["base"], mode))
     builder.add_node("critique", make_critique(chosen["critic"]))
     builder.add_node("revise", make_revise(chosen["base"]))
     builder.add_edge(START, "route")
     builder.add_conditional_edges("route", next_after_route, ["expert_generate", "base_generate"])
-    builder.add_edge("expert_generate", END)
-    builder.add_conditional_edges("base_generate", next_after_base(mode), ["critique", END])
+    builder.add_edge("expert_generate", finish)
+    builder.add_conditional_edges("base_generate", next_after_base(mode), {"critique": "critique", END: finish})
     builder.add_edge("critique", "revise")
-    builder.add_edge("revise", END)
+    builder.add_edge("revise", finish)
+    if recorder is not None:
+        builder.add_node("record", make_record(recorder))
+        builder.add_edge("record", END)
     return builder
 
 
@@ -203,9 +222,10 @@ class UnoSystem:
         """The chat model that runs `step` ("expert", "critic" or "base")."""
         return step_models(self.model, self.models)[step]
 
-    def graph(self, mode: str = "uno"):
-        """The compiled graph (no checkpointer)."""
-        return build_graph(self.model, self.router, mode, models=self.models).compile(name=f"uno-{mode}")
+    def graph(self, mode: str = "uno", *, recorder: Any = None):
+        """The compiled graph (no checkpointer); `recorder` records every answer (see `build_graph`)."""
+        return build_graph(self.model, self.router, mode, models=self.models,
+                           recorder=recorder).compile(name=f"uno-{mode}")
 
     # -- picking up new adapters ------------------------------------------------------------------
 

@@ -14,6 +14,11 @@ The final AIMessage carries ``uno_route``, ``uno_cluster``, ``uno_adapter`` (and
 ``uno_calls``) in its ``response_metadata``, like the graph's answers. A response that asks for tool
 calls is returned as is (never critiqued nor revised). The Expert adapter is chosen through the
 request's ``model_settings`` (``adapter=...``), so the agent's own tool binding still applies.
+
+With ``recorder=`` (`uno_graph.capture`), each final answer (no tool calls) is recorded as a log with
+its route, cluster and adapter, tagged with ``uno_log_id``, and the user's next turn in the thread is
+appended to it as the follow-up. The user id is the runtime context's ``user_id``, the thread id the
+run's ``configurable.thread_id``; a failing store only logs a warning.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from uno_graph import prompts
+from uno_graph.capture.recorder import as_recorder, run_ids
 from uno_graph.errors import ConfigError, MissingDependencyError
 
 try:
@@ -56,6 +62,16 @@ def _as_model_response(result: Any) -> tuple[ModelResponse, Any]:
     if isinstance(result, ExtendedModelResponse):
         return result.model_response, result.command
     return result, None
+
+
+def _run_config() -> dict[str, Any] | None:
+    """The current run's config (thread id), or None outside a LangGraph run."""
+    from langgraph.config import get_config
+
+    try:
+        return get_config()
+    except RuntimeError:
+        return None
 
 
 def _rewrap(response: ModelResponse, command: Any):
@@ -97,21 +113,25 @@ class UnoMiddleware(AgentMiddleware):
         mode: ``"uno"`` (Critic clusters are critiqued and revised) or ``"uno_single"`` (Critic
             clusters get the base answer: one call). A runtime context with a ``mode`` attribute
             (e.g. `uno_graph.state.UnoContext`) overrides it per run.
+        recorder: record each final answer and the user's follow-ups (a `uno_graph.capture.Recorder`,
+            a `LogStore`, a LangGraph `BaseStore` or an event-file path); None records nothing.
     """
 
-    def __init__(self, router: Router, model: Any = None, mode: str = "uno") -> None:
+    def __init__(self, router: Router, model: Any = None, mode: str = "uno", *, recorder: Any = None) -> None:
         super().__init__()
         if mode not in MODES:
             raise ConfigError(f"mode {mode!r} is not known; expected one of {list(MODES)}")
         self.router, self.model, self.mode = router, model, mode
+        self.recorder = as_recorder(recorder)
 
     @classmethod
-    def from_workdir(cls, workdir: str | Path, mode: str = "uno", **load_kwargs: Any) -> "UnoMiddleware":
+    def from_workdir(cls, workdir: str | Path, mode: str = "uno", *, recorder: Any = None,
+                     **load_kwargs: Any) -> "UnoMiddleware":
         """A middleware over a learned work directory; `.model` is the chat model to give `create_agent`."""
         from uno_graph.graph import UnoSystem
 
         system = UnoSystem.load(workdir, **load_kwargs)
-        return cls(system.router, model=system.model, mode=mode)
+        return cls(system.router, model=system.model, mode=mode, recorder=recorder)
 
     @property
     def name(self) -> str:
@@ -148,9 +168,42 @@ class UnoMiddleware(AgentMiddleware):
         messages[index] = final
         return _rewrap(ModelResponse(result=messages, structured_response=response.structured_response), command)
 
+    def _recorded(self, request: ModelRequest, result: Any) -> Any:
+        """`result` with its final answer recorded and tagged with ``uno_log_id`` (unchanged without a recorder)."""
+        if self.recorder is None:
+            return result
+        response, command = _as_model_response(result)
+        i = _last_ai_index(response)
+        if i is None:
+            return result
+        answer = response.result[i]
+        meta = answer.response_metadata or {}
+        if answer.tool_calls or "uno_route" not in meta:  # mid-loop tool call, or not routed (no user query)
+            return result
+        runtime = getattr(request, "runtime", None)
+        user_id, thread_id = run_ids(getattr(runtime, "context", None), _run_config(), runtime)
+        log_id = self.recorder.record_turn(
+            request.messages, answer, user_id=user_id, thread_id=thread_id, source="agent",
+            metadata={"route": meta["uno_route"], "cluster": meta.get("uno_cluster"),
+                      "adapter": meta.get("uno_adapter")})
+        if log_id is None:
+            return result
+        messages = list(response.result)
+        messages[i] = answer.model_copy(update={"response_metadata": {**meta, "uno_log_id": log_id}})
+        return _rewrap(ModelResponse(result=messages, structured_response=response.structured_response), command)
+
     # -- the hooks -------------------------------------------------------------------------------
 
     def wrap_model_call(self, request: ModelRequest, handler):
+        return self._recorded(request, self._route_call(request, handler))
+
+    async def awrap_model_call(self, request: ModelRequest, handler):
+        result = await self._aroute_call(request, handler)
+        if self.recorder is None:
+            return result
+        return await asyncio.to_thread(self._recorded, request, result)
+
+    def _route_call(self, request: ModelRequest, handler):
         query = _last_query(request.messages)
         if query is None:
             return handler(request)
@@ -171,7 +224,7 @@ class UnoMiddleware(AgentMiddleware):
         revised = model.invoke(prompts.revise_messages(query, draft.text, critique.text), adapter=None)
         return self._finish_critic(response, command, i, draft, critique, revised, decision)
 
-    async def awrap_model_call(self, request: ModelRequest, handler):
+    async def _aroute_call(self, request: ModelRequest, handler):
         query = _last_query(request.messages)
         if query is None:
             return await handler(request)

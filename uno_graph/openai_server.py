@@ -15,11 +15,24 @@ It is meant for machines without vLLM and for tests: one generation runs at a ti
 lock), it has no authentication (it binds to 127.0.0.1 unless told otherwise), and tool calls are
 refused. Served from a work directory, it serves every published adapter and, with `watch`, picks
 up adapters that `uno-graph learn` publishes later without a restart.
+
+Recording (``recorder=``, ``--record EVENTS.jsonl``; see `uno_graph.capture`): every completion is
+recorded as a log whose id is the completion's ``id`` (``chatcmpl-...``, also sent as the
+``X-Uno-Log-Id`` header), with the request's ``user`` as user id and the ``X-Uno-Thread-Id`` header
+(or ``metadata.thread_id``) as thread id. The next request of the thread, or one that resends the
+conversation with the recorded answer in it, is recorded as that answer's follow-up. A chat UI's
+thumbs and edits go to ``POST /v1/feedback``:
+
+    curl -s localhost:8001/v1/feedback -H 'Content-Type: application/json' \\
+         -d '{"log_id": "chatcmpl-...", "rating": -1, "edited_response": "1. Boil water. 2. ..."}'
+
+(``completion_id`` is accepted for ``log_id``; an unknown id is a 404, a rating outside [-1, 1] a 400.)
 """
 
 from __future__ import annotations
 
 import argparse
+import difflib
 import hashlib
 import json
 import logging
@@ -32,11 +45,16 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from uno_graph.capture.feedback import FIELDS, FeedbackError
+from uno_graph.capture.recorder import as_recorder
+from uno_graph.capture.store import UnknownLogError
 from uno_graph.errors import AdapterNotFoundError, ConfigError, UnoGraphError
 
 log = logging.getLogger(__name__)
 
 DEFAULT_PORT = 8001  # vLLM's default 8000 is also `chroma run`'s
+THREAD_HEADER = "X-Uno-Thread-Id"  # the conversation a request continues (or `metadata.thread_id`)
+LOG_ID_HEADER = "X-Uno-Log-Id"  # sent with a recorded completion (its id is the log id too)
 
 
 class OpenAIServer(ThreadingHTTPServer):
@@ -52,9 +70,11 @@ class OpenAIServer(ThreadingHTTPServer):
     daemon_threads = True
 
     def __init__(self, model: Any, *, host: str = "127.0.0.1", port: int = DEFAULT_PORT,
-                 served_model_name: str | None = None, workdir: str | Path | None = None) -> None:
+                 served_model_name: str | None = None, workdir: str | Path | None = None,
+                 recorder: Any = None) -> None:
         super().__init__((host, port), _Handler)
         self.model = model
+        self.recorder = as_recorder(recorder)  # records completions; enables POST /v1/feedback
         self.base_name = served_model_name or model.model_name
         self.workdir = Path(workdir) if workdir is not None else None
         self.created = int(time.time())
@@ -64,7 +84,8 @@ class OpenAIServer(ThreadingHTTPServer):
 
     @classmethod
     def from_workdir(cls, workdir: str | Path, *, host: str = "127.0.0.1", port: int = DEFAULT_PORT,
-                     served_model_name: str | None = None, max_new_tokens: int | None = None) -> OpenAIServer:
+                     served_model_name: str | None = None, max_new_tokens: int | None = None,
+                     recorder: Any = None) -> OpenAIServer:
         """A server for a learned work directory: its base model plus every published adapter."""
         from uno_graph.chat_model import UnoChatModel
         from uno_graph.graph import load_config
@@ -72,7 +93,7 @@ class OpenAIServer(ThreadingHTTPServer):
         config = load_config(Path(workdir))
         model = UnoChatModel.from_pretrained(config.base_model, max_new_tokens=max_new_tokens or config.max_new_tokens)
         server = cls(model, host=host, port=port, served_model_name=served_model_name or config.base_model,
-                     workdir=workdir)
+                     workdir=workdir, recorder=recorder)
         try:
             server.reload()
         except BaseException:
@@ -199,6 +220,60 @@ class OpenAIServer(ThreadingHTTPServer):
                 call[key] = body[key]
         return converted, call
 
+    # -- recording and feedback ----------------------------------------------------------------------
+
+    def request_ids(self, body: dict[str, Any], headers: Any) -> tuple[str | None, str | None]:
+        """(user id, thread id) of a request: `user`, and the thread header or `metadata.thread_id`. Raises _HTTPError."""
+        user = body.get("user")
+        if user is not None and not isinstance(user, str):
+            raise _HTTPError(HTTPStatus.BAD_REQUEST, f"`user` must be a string, got {type(user).__name__}", param="user")
+        metadata = body.get("metadata")
+        if metadata is not None and not isinstance(metadata, dict):
+            raise _HTTPError(HTTPStatus.BAD_REQUEST, "`metadata` must be an object of strings", param="metadata")
+        thread = headers.get(THREAD_HEADER) or (metadata or {}).get("thread_id")
+        if thread is not None and not isinstance(thread, str):
+            raise _HTTPError(HTTPStatus.BAD_REQUEST, "`metadata.thread_id` must be a string", param="metadata")
+        return user or None, thread or None
+
+    def record(self, log_id: str, body: dict[str, Any], messages: list[Any], reply: Any, adapter: str | None,
+               ids: tuple[str | None, str | None]) -> str | None:
+        """Record a completion as log `log_id` (None without a recorder or when the store fails)."""
+        if self.recorder is None:
+            return None
+        cluster, role = adapter.rsplit("/", 1) if adapter and "/" in adapter else (None, None)
+        return self.recorder.record_turn(
+            messages, reply, user_id=ids[0], thread_id=ids[1], log_id=log_id, source="openai",
+            metadata={"route": role if adapter else "base", "cluster": cluster, "adapter": adapter,
+                      "model": body.get("model")})
+
+    def feedback(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Handle `POST /v1/feedback`: {"log_id" | "completion_id", "rating", "edited_response", "comment"}."""
+        if self.recorder is None:
+            raise _HTTPError(HTTPStatus.NOT_FOUND, "this server does not record answers, so it takes no feedback; "
+                             "start it with `uno-graph serve-openai --record EVENTS.jsonl`", code="feedback_not_enabled")
+        allowed = ("log_id", "completion_id", *FIELDS)
+        for key in body:
+            if key not in allowed:
+                close = difflib.get_close_matches(str(key), allowed, n=1)
+                hint = f"did you mean `{close[0]}`? " if close else ""
+                raise _HTTPError(HTTPStatus.BAD_REQUEST, f"unknown field `{key}`; {hint}allowed: {', '.join(allowed)}",
+                                 param=str(key))
+        ids = [body[k] for k in ("log_id", "completion_id") if body.get(k) is not None]
+        if not ids:
+            raise _HTTPError(HTTPStatus.BAD_REQUEST, "give `log_id` (or `completion_id`): the `id` of the chat "
+                             "completion the feedback is about", param="log_id")
+        if len(ids) == 2 and ids[0] != ids[1]:
+            raise _HTTPError(HTTPStatus.BAD_REQUEST, "`log_id` and `completion_id` differ; give one of them",
+                             param="completion_id")
+        try:
+            fields = self.recorder.feedback(ids[0], **{k: body.get(k) for k in FIELDS})
+        except FeedbackError as exc:
+            raise _HTTPError(HTTPStatus.BAD_REQUEST, str(exc), param=exc.field) from exc
+        except UnknownLogError as exc:
+            raise _HTTPError(HTTPStatus.NOT_FOUND, f"no recorded completion has id {ids[0]!r}; give the `id` of a "
+                             "chat completion this server recorded", code="log_not_found", param="log_id") from exc
+        return {"object": "feedback", "log_id": ids[0], "feedback": fields}
+
 
 class _HTTPError(Exception):
     def __init__(self, status: HTTPStatus, message: str, *, code: str | None = None, param: str | None = None) -> None:
@@ -220,11 +295,13 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- plumbing ------------------------------------------------------------------------------------
 
-    def _send_json(self, status: int, payload: dict[str, Any]) -> None:
+    def _send_json(self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
         data = json.dumps(payload).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
         self.end_headers()
         self.wfile.write(data)
 
@@ -253,20 +330,29 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         try:
+            if self._path() == "/v1/feedback":
+                self._send_json(HTTPStatus.OK, self.server.feedback(self._read_json()))
+                return
             if self._path() != "/v1/chat/completions":
                 raise _HTTPError(HTTPStatus.NOT_FOUND, f"no route POST {self.path}")
             body = self._read_json()
             messages, call = self.server.complete(body)
-            name = body["model"]
+            ids = self.server.request_ids(body, self.headers)
+            name, cid = body["model"], f"chatcmpl-{uuid.uuid4().hex}"  # the completion id is the log id
+
+            def record(reply: Any) -> str | None:
+                return self.server.record(cid, body, messages, reply, call["adapter"], ids)
+
             if body.get("stream"):
                 include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-                self._stream(name, messages, call, include_usage)
+                self._stream(name, messages, call, include_usage, cid, record)
                 return
             try:
                 reply = self.server.model.invoke(messages, **call)
             except (ConfigError, AdapterNotFoundError) as exc:
                 raise _bad_request(exc) from exc
-            self._send_json(HTTPStatus.OK, _completion(name, reply))
+            recorded = record(reply)
+            self._send_json(HTTPStatus.OK, _completion(name, reply, cid), {LOG_ID_HEADER: recorded} if recorded else None)
         except _HTTPError as exc:
             self._send_json(exc.status, exc.payload())
         except Exception as exc:  # answer the client with a 500 and keep serving
@@ -274,7 +360,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(HTTPStatus.INTERNAL_SERVER_ERROR,
                             _HTTPError(HTTPStatus.INTERNAL_SERVER_ERROR, f"{type(exc).__name__}: {exc}").payload())
 
-    def _stream(self, name: str, messages: list[Any], call: dict[str, Any], include_usage: bool) -> None:
+    def _stream(self, name: str, messages: list[Any], call: dict[str, Any], include_usage: bool, cid: str,
+                on_done: Any = None) -> None:
         chunks = self.server.model.stream(messages, **call)
         try:
             try:  # the first chunk surfaces bad parameters while a JSON error can still be sent
@@ -285,9 +372,11 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Type", "text/event-stream")
             self.send_header("Cache-Control", "no-cache")
             self.send_header("Connection", "close")  # the stream ends when the connection closes
+            if self.server.recorder is not None:
+                self.send_header(LOG_ID_HEADER, cid)
             self.end_headers()
             self.close_connection = True
-            for event in _sse_events(name, first, chunks, include_usage):
+            for event in _sse_events(name, first, chunks, include_usage, cid, on_done):
                 self.wfile.write(event)
                 self.wfile.flush()
         except (BrokenPipeError, ConnectionResetError):
@@ -308,17 +397,22 @@ def _usage(message: Any) -> dict[str, int]:
     return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
 
 
-def _completion(name: str, reply: Any) -> dict[str, Any]:
-    return {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion", "created": int(time.time()),
+def _completion(name: str, reply: Any, cid: str | None = None) -> dict[str, Any]:
+    return {"id": cid or f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion", "created": int(time.time()),
             "model": name,
             "choices": [{"index": 0, "message": {"role": "assistant", "content": str(reply.content)},
                          "logprobs": None, "finish_reason": reply.response_metadata.get("finish_reason", "stop")}],
             "usage": _usage(reply)}
 
 
-def _sse_events(name: str, first: Any, chunks: Iterator[Any], include_usage: bool) -> Iterator[bytes]:
-    """OpenAI's chunk sequence: role, content deltas, finish reason, optional usage, [DONE]."""
-    cid, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
+def _sse_events(name: str, first: Any, chunks: Iterator[Any], include_usage: bool, cid: str | None = None,
+                on_done: Any = None) -> Iterator[bytes]:
+    """OpenAI's chunk sequence: role, content deltas, finish reason, optional usage, [DONE].
+
+    `on_done(total)` gets the whole answer once generation has finished, before the last events
+    (the recorder: feedback sent after [DONE] then finds the log).
+    """
+    cid, created = cid or f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
 
     def event(choices: list[dict[str, Any]], **extra: Any) -> bytes:
         payload = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": name,
@@ -339,6 +433,8 @@ def _sse_events(name: str, first: Any, chunks: Iterator[Any], include_usage: boo
         yield b"data: " + json.dumps(_HTTPError(HTTPStatus.INTERNAL_SERVER_ERROR, str(exc)).payload()).encode() + b"\n\n"
         yield b"data: [DONE]\n\n"
         return
+    if on_done is not None and total is not None:
+        on_done(total)
     finish = (total.response_metadata.get("finish_reason") if total is not None else None) or "stop"
     yield event([{"index": 0, "delta": {}, "logprobs": None, "finish_reason": finish}])
     if include_usage and total is not None:
@@ -374,17 +470,23 @@ def add_serve_openai_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--max-new-tokens", type=int, default=None, help="default answer budget (default: system.json's)")
     p.add_argument("--watch", type=float, default=10.0, metavar="SECONDS",
                    help="check for newly published adapters every SECONDS (0: never)")
+    p.add_argument("--record", default=None, metavar="EVENTS.jsonl",
+                   help="record every completion, follow-up and POST /v1/feedback into this event file "
+                        "(export with `uno-graph export-logs`)")
     p.set_defaults(func=cmd_serve_openai)
     return p
 
 
 def cmd_serve_openai(args: argparse.Namespace) -> int:
     server = OpenAIServer.from_workdir(args.workdir, host=args.host, port=args.port,
-                                       served_model_name=args.served_model_name, max_new_tokens=args.max_new_tokens)
+                                       served_model_name=args.served_model_name, max_new_tokens=args.max_new_tokens,
+                                       recorder=args.record)
     if args.watch > 0:
         server.watch(args.watch)
     names = [m["id"] for m in server.models_payload()["data"]]
     print(f"serving {names} at {server.url} (Ctrl-C stops)", flush=True)
+    if args.record:
+        print(f"recording completions to {args.record}; feedback: POST {server.url}/feedback", flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
@@ -394,4 +496,5 @@ def cmd_serve_openai(args: argparse.Namespace) -> int:
     return 0
 
 
-__all__ = ["DEFAULT_PORT", "OpenAIServer", "add_serve_openai_parser", "cmd_serve_openai"]
+__all__ = ["DEFAULT_PORT", "LOG_ID_HEADER", "THREAD_HEADER", "OpenAIServer", "add_serve_openai_parser",
+           "cmd_serve_openai"]
