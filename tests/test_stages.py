@@ -57,6 +57,19 @@ def test_distill_edits_need_no_teacher_revision_and_weak_teacher_falls_back(tmp_
     assert not any("How do I cook dish 3" in c for c in teacher.calls)  # approvals cost no teacher call
 
 
+def test_without_a_teacher_the_users_words_are_the_rules_and_nothing_is_revised(tmp_path):
+    wd = Workdir(tmp_path).create()
+    logs = [_log(1, "Too long. Just the steps, numbered.", edit="1. Boil water.\n2. Add pasta."),
+            _log(2, "Please use a numbered list."),
+            _log(3, "Thanks!", rating=1)]
+    rows = {r["id"]: r for r in distill(logs, None, wd, progress=False)}
+    assert rows["log1"]["rules"] == ["Too long.", "Just the steps, numbered."] and rows["log1"]["rule_source"] == "feedback"
+    assert rows["log2"]["rules"] == ["Please use a numbered list."] and rows["log2"]["revised"] is None
+    assert rows["log3"]["rule_source"] == "satisfied" and rows["log3"]["rules"] == []
+    decisions = {d["id"]: d["reason"] for d in verify_pairs(list(rows.values()), None, wd, progress=False)}
+    assert decisions == {"log1": "user_edit", "log2": "no_revision", "log3": "approved"}
+
+
 def test_verify_and_pairs_edit_is_chosen_revision_needs_judge(tmp_path):
     wd = Workdir(tmp_path).create()
     teacher = RuleTeacher(keyword_rules={"numbered": "Give the steps as a numbered list."}, calls=[])
@@ -258,6 +271,10 @@ def test_clusters_of_one_want_merge_and_small_ones_join_by_rules():
     merged = sorted(sorted(g) for g in merge_by_rules(groups, rule_vecs, merge_similarity=0.75, min_size=4,
                                                       join_similarity=0.5))
     assert merged == [list(range(12)), list(range(12, 20)), [20, 21]]  # the odd one stays small → base
+    # merging off (the default): the subject groups stay apart, the small ones still join by rules
+    kept = sorted(sorted(g) for g in merge_by_rules(groups, rule_vecs, merge_similarity=None, min_size=4,
+                                                    join_similarity=0.5))
+    assert kept == [list(range(6)), list(range(6, 12)), list(range(12, 20)), [20, 21]]
 
 
 def test_cluster_purity_against_topic_labels():
@@ -294,10 +311,6 @@ def test_shape_keeps_structure_and_forgets_content():
     b = "Well, here goes. 1. Chop the onions\n2. Fry them slowly\n3. Serve them"
     assert rouge_l_shape(a, b) == 1.0
     assert rouge_l_shape(a, "Well, here goes. Boil water, add pasta and drain it.") < 0.6
-    # merging off (the default): the subject groups stay apart, the small ones still join by rules
-    kept = sorted(sorted(g) for g in merge_by_rules(groups, rule_vecs, merge_similarity=None, min_size=4,
-                                                    join_similarity=0.5))
-    assert kept == [list(range(6)), list(range(6, 12)), list(range(12, 20)), [20, 21]]
 
 
 def test_clustering_on_queries_ignores_how_users_phrased_the_same_want():

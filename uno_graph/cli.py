@@ -26,8 +26,10 @@ def _config(args: argparse.Namespace) -> UnoConfig:
 def cmd_learn(args: argparse.Namespace) -> int:
     from uno_graph.pipeline import learn
 
-    teacher = None
-    if args.teacher_model:
+    teacher = None  # the users' own words
+    if args.teacher_model == "serving":
+        teacher = "serving"
+    elif args.teacher_model:
         from uno_graph.chat_model import UnoChatModel
 
         teacher = UnoChatModel.from_pretrained(args.teacher_model, max_new_tokens=args.max_new_tokens)
@@ -39,7 +41,7 @@ def cmd_learn(args: argparse.Namespace) -> int:
     elif args.judge == "teacher":
         from uno_graph.verify import LLMJudge
 
-        if teacher is None:
+        if teacher is None or teacher == "serving":
             from uno_graph.chat_model import UnoChatModel
 
             teacher = UnoChatModel.from_pretrained(args.base_model, max_new_tokens=args.max_new_tokens)
@@ -263,7 +265,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("logs", nargs="+", help="JSONL log files")
     p.add_argument("--workdir", required=True, help="output directory (rerun to resume)")
     p.add_argument("--base-model", default=DEFAULT_MODEL, help="serving model: default or a local HF directory")
-    p.add_argument("--teacher-model", default=None, help="local HF model for distill/revise/judge (default: the base model)")
+    p.add_argument("--teacher-model", default=None,
+                   help="local HF model that distills rules and revises answers; 'serving' = the base model; "
+                        "default: none, the users' own follow-ups are the rules")
     p.add_argument("--embedder", default=DEFAULT_EMBEDDER)
     p.add_argument("--judge", choices=["want", "contrast", "teacher"], default="want",
                    help="validation judge: a model of the form of each cluster's endorsed answers, learned from "

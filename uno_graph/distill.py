@@ -112,6 +112,9 @@ def distill(records: list[LogRecord], teacher, workdir: Workdir, *, batch_size: 
             progress: bool = True) -> list[dict[str, Any]]:
     """Distill every log not yet in `stages/distill.jsonl`; return all rows (old and new).
 
+    `teacher=None`: no model is asked; a log's rules are its user's own follow-up sentences and no
+    answer is revised (edits, approvals and ratings still give their signal).
+
     Row fields: id, user_id, query, prompt, answer, feedback, rating, edited, metadata,
     rules, rule_source (teacher | feedback | satisfied | none), revised (str | None).
     """
@@ -122,6 +125,8 @@ def distill(records: list[LogRecord], teacher, workdir: Workdir, *, batch_size: 
         for chunk in _chunks(todo, batch_size):
             rows = [_base_row(r) for r in chunk]
             ask = [i for i, r in enumerate(chunk) if not is_satisfied(r) and r.has_signal]
+            if teacher is None:  # no teacher: the users' own words are the rules, and nothing is revised
+                ask = []
             replies = _texts(teacher, [
                 [{"role": "system", "content": prompts.DISTILL_SYSTEM},
                  {"role": "user", "content": prompts.DISTILL_USER.format(
@@ -130,6 +135,8 @@ def distill(records: list[LogRecord], teacher, workdir: Workdir, *, batch_size: 
                 for i in ask]) if ask else []
             for row, record in zip(rows, chunk):
                 row.update(rules=[], rule_source="satisfied" if is_satisfied(record) else "none", revised=None)
+                if teacher is None and not is_satisfied(record) and record.feedback_text:
+                    row.update(rules=feedback_rules(record.feedback_text), rule_source="feedback")
             for i, reply in zip(ask, replies):
                 rules = parse_rules(reply)
                 if rules and not grounded(rules, chunk[i].feedback_text):

@@ -60,7 +60,8 @@ class _Run:
 
     @property
     def teacher(self):
-        if self._teacher is None:  # the serving model itself, with the teacher's budget (shares its weights)
+        """The teacher chat model, or None: the users' own words (`distill`)."""
+        if self._teacher == "serving":  # the serving model itself, with the teacher's budget
             from uno_graph.chat_model import UnoChatModel
 
             self._teacher = UnoChatModel.from_pretrained(self.config.base_model, batch_size=16,
@@ -71,7 +72,11 @@ class _Run:
     @property
     def teacher_id(self) -> str:
         t = self._teacher
-        return "serving-model" if t is None or getattr(self, "_default_teacher", False) else f"{type(t).__name__}:{getattr(t, 'model_name', '') or getattr(t, 'model', '')}"
+        if t is None:
+            return "users-words"
+        if t == "serving" or getattr(self, "_default_teacher", False):
+            return "serving-model"
+        return f"{type(t).__name__}:{getattr(t, 'model_name', '') or getattr(t, 'model', '')}"
 
     @property
     def embedder(self):
@@ -110,8 +115,10 @@ def learn(log_paths: list[str | Path], workdir: str | Path, config: UnoConfig | 
         log_paths: JSONL log files (DESIGN.md format or MemoryBench dialogs).
         workdir: where everything is written; rerunning resumes.
         config: thresholds and training settings (saved to `system.json`).
-        teacher: LangChain chat model for distilling rules and revising answers (default: the
-            serving model itself).
+        teacher: LangChain chat model for distilling rules and revising answers; "serving" = the
+            serving model itself; None (default) = no teacher: the users' own follow-up sentences are
+            the rules and nothing is revised. The embedded 135M model gave 1 usable rule and no
+            verified revision for 110 logs of examples/heldout while taking most of distill's time.
         judge: the validation judge (default: `want.WantJudge`, learned per cluster and fold from the
             answers its users endorsed and rejected; `verify.ContrastJudge` compares with each log's own
             edit; `LLMJudge(model)` is the paper's rubric judge).
@@ -215,7 +222,7 @@ def _verify(run: _Run, rows) -> list[dict[str, Any]]:
     t = time.perf_counter()
     inputs = fingerprint(run.wd.output_fingerprint("distill"), run.teacher_id, run.config.judge_max_new_tokens)
     if run.wd.begin(STAGE, inputs):
-        judge = LLMJudge(run.teacher, max_tokens=run.config.judge_max_new_tokens)
+        judge = LLMJudge(run.teacher, max_tokens=run.config.judge_max_new_tokens) if run.teacher is not None else None
         decisions = verify_pairs(rows, judge, run.wd, batch_size=16, progress=run.progress)
         run.wd.mark_done(STAGE, inputs, {"decisions": len(decisions)})
     run.timed("verify", t)
