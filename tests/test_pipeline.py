@@ -131,3 +131,22 @@ def test_naive_topic_sft_baseline_trains_per_topic_and_is_evaluated_with_interva
     assert routes == {"t0": ("topic", "topic-sft/cook"), "t1": ("topic", "topic-sft/where"), "t2": ("base", None)}
     ci = result.summary["topics"]["cook"]["topic_sft"]["ci95"]
     assert ci[0] < 1.0 and ci[1] == 1.0  # one passing item: a wide interval, not a certainty
+
+
+def test_personal_data_in_logs_never_reaches_stage_outputs_the_store_or_training(tmp_path, tiny_lm_dir, teacher):
+    card, email, key = "4111 1111 1111 1111", "ana.perez@example.org", "sk-" + "Zx81Qw" * 6
+    lines = [json.loads(line) for line in _logs(tmp_path / "logs.jsonl").read_text().splitlines()[:-2]]
+    for k, line in enumerate(lines):
+        line["messages"][0]["content"] += f" My card is {card}." if k % 2 else f" Mail me at {email}."
+        line["messages"][2]["content"] += f" Use my key {key}."
+        line["feedback"]["edited_response"] += f" Contact: {email}"
+    logs = tmp_path / "planted.jsonl"
+    logs.write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    work = tmp_path / "work"
+    pipeline.learn([logs], work, _config(tiny_lm_dir), teacher=teacher, progress=False)
+    written = "".join(p.read_text(errors="replace") for p in (work / "stages").glob("*.jsonl"))
+    assert "<EMAIL>" in written and "<CARD>" in written and "<SECRET>" in written
+    chroma_bytes = b"".join(p.read_bytes() for p in (work / "chroma").rglob("*") if p.is_file())
+    for secret in (card, email, key):
+        assert secret not in written  # pairs.jsonl holds every adapter's training examples
+        assert secret.encode() not in chroma_bytes  # rules, centroids, cluster table

@@ -7,6 +7,7 @@ import json
 import logging
 import sys
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 from uno_graph.config import DEFAULT_EMBEDDER, DEFAULT_MODEL, TrainSettings, UnoConfig
@@ -18,7 +19,7 @@ def _config(args: argparse.Namespace) -> UnoConfig:
                     cluster_on=args.cluster_on, cluster_threshold=args.cluster_threshold, min_cluster_size=args.min_cluster_size,
                     gap_signal=args.gap_signal, gap_threshold=args.gap_threshold, win_rate_threshold=args.win_rate_threshold,
                     bleu_threshold=args.bleu_threshold, max_new_tokens=args.max_new_tokens,
-                    expert_objective=args.expert_objective)
+                    expert_objective=args.expert_objective, redact=not args.no_redact)
     cfg.train = TrainSettings(**{**vars(cfg.train), "epochs": args.epochs, "batch_size": args.batch_size})
     return cfg
 
@@ -162,20 +163,31 @@ def cmd_chat(args: argparse.Namespace) -> int:
         if recorder is not None and _chat_feedback(recorder, log_id, text):
             continue
         print("bot> ", end="", flush=True)
-        for mode, data in graph.stream({"messages": [("user", text)]}, config, context=UnoContext(user_id=args.user_id),
-                                       stream_mode=["messages", "custom"]):
-            if mode == "custom" and data.get("uno_event") == "routed":
-                print(f"[{data['route']} {data.get('cluster_id') or ''}] ", end="", flush=True)
-            elif mode == "messages":
-                chunk, meta = data
-                if meta.get("langgraph_node") in ("expert_generate", "revise") or (
-                        meta.get("langgraph_node") == "base_generate"):
-                    print(chunk.content, end="", flush=True)
+        for piece in _chat_pieces(graph.stream({"messages": [("user", text)]}, config,
+                                               context=UnoContext(user_id=args.user_id),
+                                               stream_mode=["messages", "custom"])):
+            print(piece, end="", flush=True)
         print()
         if recorder is not None:
             log_id = graph.get_state(config).values["messages"][-1].response_metadata.get("uno_log_id")
             print(f"[log {log_id or 'not recorded'}]")
     return 0
+
+
+def _chat_pieces(stream) -> Iterator[str]:
+    """What `chat` prints of a `graph.stream(..., stream_mode=["messages", "custom"])`: the route tag,
+    then every AI message piece of the messages stream.
+
+    The graph streams the answer exactly once (the Critic path's draft and critique are tagged
+    ``nostream``, and the answer message shares its id with the streamed reply), so nothing here
+    filters by node: every AI piece is the answer's."""
+    from langchain_core.messages import AIMessage
+
+    for mode, data in stream:
+        if mode == "custom" and data.get("uno_event") == "routed":
+            yield f"[{data['route']} {data.get('cluster_id') or ''}] "
+        elif mode == "messages" and isinstance(data[0], AIMessage):
+            yield str(data[0].text)
 
 
 def _chat_feedback(recorder, log_id: str | None, text: str) -> bool:
@@ -273,6 +285,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="validation judge: a model of the form of each cluster's endorsed answers, learned from "
                         "its logs (want); closeness to each log's own edit (contrast); the paper's LLM rubric (teacher)")
     d = UnoConfig()
+    p.add_argument("--no-redact", action="store_true",
+                   help="keep emails, phone and card numbers, IPs and secrets in the logs (redacted by default)")
     p.add_argument("--cluster-on", choices=("query", "query+rules"), default=d.cluster_on,
                    help="Ward features: queries, then merged by rules (default); the paper's query+rules")
     p.add_argument("--cluster-threshold", type=float, default=d.cluster_threshold, help="Ward merge height")

@@ -56,6 +56,9 @@ class UnoConfig:
 
     base_model: str = DEFAULT_MODEL
     embedder: str = DEFAULT_EMBEDDER
+    # emails, phone and card numbers, IBANs, IP addresses and secrets in the logs are replaced by
+    # placeholders as the logs are read, before any stage output or training target (capture/redact.py)
+    redact: bool = True
     # clustering (cluster.py): Ward on `cluster_on` — "query" (subjects first; wants are then merged by
     # their rules) or the paper's "query+rules" ([query ⊕ rule], each half L2-normalised, the
     # concatenation re-normalised) — cut at merge height `cluster_threshold` (the paper's 4.0 was tuned

@@ -1,6 +1,6 @@
 """`learn`: from log files to a learned system in a work directory (the offline half of UNO).
 
-    read logs → distill → verify → pairs → cluster (+ Chroma) → gap → train + verify adapters → registry
+    read logs (+ redact) → distill → verify → pairs → cluster (+ Chroma) → gap → train + verify adapters → registry
 
 Every stage writes JSONL under `<workdir>/stages/` and a `.done` marker naming its inputs, so a
 rerun skips finished stages, and a stage killed midway continues from its last written record.
@@ -140,6 +140,10 @@ def learn(log_paths: list[str | Path], workdir: str | Path, config: UnoConfig | 
     for problem in report.problems:
         log.warning("skipped log line: %s", problem)
     records = sorted(report.records, key=lambda r: r.id)
+    if config.redact:  # before anything is written or learned from
+        from uno_graph.capture.redact import default_redactor
+
+        records = [default_redactor().redact_record(r) for r in records]
     logs_fp = fingerprint([r.to_dict() for r in records])
     run.timed("read", t)
 
