@@ -6,7 +6,9 @@ adapter, `model=<base name>` the base model. The graph's nodes call this model e
 `UnoChatModel` — `invoke(messages, adapter=name_or_None)`, `adapter_names` — so any step of the graph
 can be sent to the server while the others stay local (`build_graph(..., models={"expert": remote})`).
 
-Requests go through `langchain-openai`'s `ChatOpenAI` (`pip install 'uno-graph[endpoint]'`).
+Requests go through `langchain-openai`'s `ChatOpenAI` (`pip install 'uno-graph[endpoint]'`), used as a
+transport: one call is one LangChain run (this model's), so a streamed answer's tokens are reported
+once and a call tagged ``nostream`` stays out of LangGraph's messages stream.
 
 Example:
 
@@ -25,6 +27,7 @@ them with `adapter_models`):
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -139,10 +142,7 @@ class EndpointChatModel(BaseChatModel):
                 "uno_adapter": adapter}
 
     def _call(self, stop: list[str] | None, kwargs: dict[str, Any]) -> tuple[str | None, dict[str, Any]]:
-        """The adapter and the `ChatOpenAI` call arguments for one call's kwargs.
-
-        The inner `ChatOpenAI` call gets no callbacks: this model's own run reports the tokens, and
-        LangGraph's `stream_mode="messages"` would otherwise see every answer twice."""
+        """The adapter, and the arguments of the inner `ChatOpenAI`'s hooks, for one call's kwargs."""
         adapter = kwargs.pop("adapter", self.adapter)
         if "max_new_tokens" in kwargs:  # UnoChatModel's name for it
             kwargs["max_tokens"] = kwargs.pop("max_new_tokens")
@@ -151,58 +151,61 @@ class EndpointChatModel(BaseChatModel):
         kwargs.pop("stream", None)
         return adapter, {**kwargs, "model": self.served_name(adapter), "stop": stop}
 
+    # The inner `ChatOpenAI` is used as a transport only: its `_generate` / `_stream` hooks are called
+    # directly, so no second LangChain run starts inside this one. Its public `invoke` / `stream` would
+    # pick up the caller's callbacks from the run context (a LangGraph node's), and then
+    #   - `stream_mode="messages"` would get every token twice (the inner run's and this run's), and
+    #   - a call tagged `nostream` would still stream (the inner run does not carry the tag).
+    # This run alone reports: `on_llm_new_token` once per chunk, when a run manager is passed in.
+
     def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None,
                   run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any) -> ChatResult:
-        import openai
-
         adapter, call = self._call(stop, kwargs)
-        try:
-            reply = self._client.invoke(messages, **call)
-        except openai.NotFoundError as exc:
-            raise self._not_found(adapter, exc) from exc
-        return ChatResult(generations=[ChatGeneration(message=_with_adapter(reply, adapter))])
+        with self._translate_not_found(adapter):
+            result = self._client._generate(messages, **call)
+        return _result_with_adapter(result, adapter)
 
     async def _agenerate(self, messages: list[BaseMessage], stop: list[str] | None = None,
                          run_manager: AsyncCallbackManagerForLLMRun | None = None, **kwargs: Any) -> ChatResult:
-        import openai
-
         adapter, call = self._call(stop, kwargs)
-        try:
-            reply = await self._client.ainvoke(messages, **call)
-        except openai.NotFoundError as exc:
-            raise self._not_found(adapter, exc) from exc
-        return ChatResult(generations=[ChatGeneration(message=_with_adapter(reply, adapter))])
+        with self._translate_not_found(adapter):
+            result = await self._client._agenerate(messages, **call)
+        return _result_with_adapter(result, adapter)
 
     def _stream(self, messages: list[BaseMessage], stop: list[str] | None = None,
                 run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any) -> Iterator[ChatGenerationChunk]:
-        import openai
-
         adapter, call = self._call(stop, kwargs)
         first = True
-        try:
-            for piece in self._client.stream(messages, **call):
-                chunk = ChatGenerationChunk(message=_with_adapter(piece, adapter) if first else piece)
-                first = False
+        with self._translate_not_found(adapter):
+            for chunk in self._client._stream(messages, **call):
+                if first:
+                    chunk = _chunk_with_adapter(chunk, adapter)
+                    first = False
                 if run_manager:
                     run_manager.on_llm_new_token(chunk.text, chunk=chunk)
                 yield chunk
-        except openai.NotFoundError as exc:
-            raise self._not_found(adapter, exc) from exc
 
     async def _astream(self, messages: list[BaseMessage], stop: list[str] | None = None,
                        run_manager: AsyncCallbackManagerForLLMRun | None = None,
                        **kwargs: Any) -> AsyncIterator[ChatGenerationChunk]:
-        import openai
-
         adapter, call = self._call(stop, kwargs)
         first = True
-        try:
-            async for piece in self._client.astream(messages, **call):
-                chunk = ChatGenerationChunk(message=_with_adapter(piece, adapter) if first else piece)
-                first = False
+        with self._translate_not_found(adapter):
+            async for chunk in self._client._astream(messages, **call):
+                if first:
+                    chunk = _chunk_with_adapter(chunk, adapter)
+                    first = False
                 if run_manager:
                     await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
                 yield chunk
+
+    @contextlib.contextmanager
+    def _translate_not_found(self, adapter: str | None) -> Iterator[None]:
+        """An unknown model on the server (OpenAI's 404) becomes `AdapterNotFoundError`."""
+        import openai
+
+        try:
+            yield
         except openai.NotFoundError as exc:
             raise self._not_found(adapter, exc) from exc
 
@@ -210,6 +213,17 @@ class EndpointChatModel(BaseChatModel):
 def _with_adapter(message: AIMessage, adapter: str | None) -> AIMessage:
     """`message` with the adapter recorded in `response_metadata` (as `UnoChatModel` does)."""
     return message.model_copy(update={"response_metadata": {**message.response_metadata, "adapter": adapter}})
+
+
+def _result_with_adapter(result: ChatResult, adapter: str | None) -> ChatResult:
+    """`result` (the inner client's) with the adapter on its message; finish reason and usage kept."""
+    generations = [ChatGeneration(message=_with_adapter(g.message, adapter), generation_info=g.generation_info)
+                   for g in result.generations]
+    return ChatResult(generations=generations, llm_output=result.llm_output)
+
+
+def _chunk_with_adapter(chunk: ChatGenerationChunk, adapter: str | None) -> ChatGenerationChunk:
+    return ChatGenerationChunk(message=_with_adapter(chunk.message, adapter), generation_info=chunk.generation_info)
 
 
 __all__ = ["EndpointChatModel"]

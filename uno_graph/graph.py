@@ -13,6 +13,11 @@ Expert answers from an OpenAI-compatible LoRA server (`uno_graph.endpoint.Endpoi
 the rest from the local `UnoChatModel`. A `UnoSystem` picks up newly published adapters with
 `reload()` (or `watch()`), and graphs already compiled from it follow on their next call.
 
+Streaming: with ``stream_mode="messages"`` the answer's tokens come out once (the Expert's or the base
+model's, or on UNO's Critic path the revision's); the Critic path's draft and critique are tagged
+``nostream`` and come out as ``custom`` events with the route and cluster instead (the rules are in
+`uno_graph.nodes.common`).
+
 With ``recorder=`` (`uno_graph.capture`), every answer is recorded as a log in the README's format,
 the user's next turn in the thread is appended as its follow-up, and the answer carries its log id
 (``response_metadata["uno_log_id"]``) for `feedback`.
@@ -75,7 +80,8 @@ def build_graph(model, router: Router, mode: str = "uno", *, models: Mapping[str
 
     Args:
         model: the chat model of every step: called as `model.invoke(messages, adapter=name_or_None)`
-            (`UnoChatModel`, `EndpointChatModel`).
+            (`UnoChatModel`, `EndpointChatModel`), with ``config=`` tagged ``nostream`` for the
+            Critic path's draft and critique.
         router: routes a query to expert | critic | base.
         mode: "uno" or "uno_single".
         models: per-step overrides, keys from `STEPS`: "expert" answers Expert clusters with their

