@@ -141,3 +141,16 @@ def test_contradicting_users_are_served_by_base_without_training():
     route, verdicts = _validator("good", calls).choose("c1", _cluster(contradicting=True), "expert")
     assert route == "base" and calls == []
     assert "no consistent want" in verdicts[0].reason and verdicts[0].want["auc"] < 0.8
+
+
+def test_answers_of_the_same_form_tie_under_the_learned_judge():
+    from uno_graph.verify import simulated_win_rate
+
+    judge = WantJudge().fit([Labelled(f"l{k}", bullets(s), 1) for k, s in enumerate(SUBJECTS[:6])]
+                            + [Labelled(f"l{k}", prose(s), 0) for k, s in enumerate(SUBJECTS[:6])])
+    item = {"query": "How do I look after a fern?", "rules": [], "chosen": None, "rejected": prose("a fern")}
+    same_form = ("Caring for ferns is easy. Look at them twice a week and change what is not working. Most owners "
+                 "say a fern asks for less time than they feared, which is pleasant to hear")  # other words, same form
+    result = simulated_win_rate([item], [prose("a fern")], [same_form], judge)
+    assert result.details[0]["credit"] == 0.5
+    assert simulated_win_rate([item], [prose("a fern")], [bullets("a fern")], judge).details[0]["credit"] == 1.0

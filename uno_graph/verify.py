@@ -281,6 +281,7 @@ def simulated_win_rate(val_items: list[dict[str, Any]], base_answers: list[str],
     endorsed answer (`on_topic`). Text that does none of these earns nothing.
     """
     finish_reasons = finish_reasons or [None] * len(candidate_answers)
+    tie = float(getattr(judge, "tie_margin", 0.0))
     items = []
     for it, base, cand in zip(val_items, base_answers, candidate_answers):
         items += [{**it, "answer": cand}, {**it, "answer": base}]
@@ -300,7 +301,8 @@ def simulated_win_rate(val_items: list[dict[str, Any]], base_answers: list[str],
             on_course = on_course or on_topic(cand, val_items[n]["query"] + "\n" + base + "\n" + (val_items[n].get("chosen") or ""))
         credit = 0.0
         if flaw is None and cand_score is not None and base_score is not None and len(cand) >= floor and on_course:
-            credit = 1.0 if cand_score > base_score else 0.5 if cand_score == base_score else 0.0
+            margin = cand_score - base_score  # within the judge's tie margin, neither answer is better
+            credit = 1.0 if margin > tie else 0.5 if margin >= -tie else 0.0
         wins += credit
         details.append({"score": cand_score, "base_score": base_score, "bleu": round(bleu, 4), "credit": credit,
                         "flaw": flaw})

@@ -190,6 +190,9 @@ class FittedWantJudge:
     """A `verify.Judge` over one fitted `WantModel`: an answer's score is its log-odds of being endorsed."""
 
     drift = "topical"  # no per-log reference to stay near: the verifier asks only that answers stay on topic
+    # log-odds closer than this are a tie: on the development set, answers of the same form differed by
+    # less than 0.05 and were counted as wins for one side
+    tie_margin = 0.1
 
     def __init__(self, model: WantModel | None) -> None:
         self.model = model  # None: the training logs had one label only; every answer then ties
