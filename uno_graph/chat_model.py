@@ -5,6 +5,10 @@ The base model is loaded once per process (a cache keyed by model path, so build
 Choosing an adapter is per call and costs a pointer flip on each LoRA layer, never a reload; a batch whose items
 want different adapters runs as one PEFT mixed-adapter batch.
 
+`backend="llamacpp"` serves the same model and adapters from llama.cpp instead (the base model's GGUF,
+each adapter converted to a GGUF LoRA, concurrent requests in parallel slots; `uno_graph.engines`), with
+the same public behaviour: adapters by name per call, `generate_batch`, streaming, finish reasons, usage.
+
 Example (runs offline with the embedded default model; adapters come from `uno-graph learn`):
 
     >>> from uno_graph.chat_model import UnoChatModel
@@ -22,6 +26,7 @@ Example (runs offline with the embedded default model; adapters come from `uno-g
     ...     print(chunk.content, end="")
     >>> llm.generate_batch(["hi", "hello"], adapters=["expert-c1", None])     # doctest: +SKIP
     [AIMessage(...), AIMessage(...)]
+    >>> fast = UnoChatModel.from_workdir("runs/demo", backend="llamacpp")    # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -59,6 +64,7 @@ from pydantic import ConfigDict, Field, PrivateAttr, field_validator, model_vali
 from transformers import GenerationConfig, StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
 
 from uno_graph.config import DEFAULT_MODEL
+from uno_graph.engines.base import BACKENDS, GenParams, Row, adapter_key
 from uno_graph.errors import AdapterNotFoundError, ArtifactError, ConfigError
 from uno_graph.models import LoadedModel, load_model, quiet_checkpointing_deprecation, resolve_model_path
 
@@ -80,36 +86,15 @@ _SKIPPED_BLOCKS = {"reasoning", "thinking", "tool_call", "tool_call_chunk", "too
 # --------------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _Params:
-    max_new_tokens: int
-    temperature: float
-    top_p: float
-    repetition_penalty: float
-    seed: int | None
-
-
-@dataclass
-class _Row:
-    ids: list[int]  # generated ids, up to and including EOS / the token completing a stop string
-    reason: str  # "eos" | "stop_string" | "cancel" | "length"
+_Params = GenParams  # decoding settings of one call (uno_graph.engines.base)
+_Row = Row  # one generated answer (uno_graph.engines.base)
+_adapter_key = adapter_key
 
 
 @dataclass
 class _Slot:
     key: tuple[str, int, int]  # (resolved dir, weights mtime_ns, weights size): a retrained adapter reloads
     path: Path
-
-
-def _adapter_key(path: Path) -> tuple[str, int, int]:
-    if not (path / "adapter_config.json").is_file():
-        raise ArtifactError(f"{str(path)!r} is not a PEFT LoRA adapter directory (no adapter_config.json in it)")
-    for fname in ("adapter_model.safetensors", "adapter_model.bin"):
-        weights = path / fname
-        if weights.is_file():
-            st = weights.stat()
-            return (str(path.resolve()), st.st_mtime_ns, st.st_size)
-    raise ArtifactError(f"the adapter directory {str(path)!r} has no adapter_model.safetensors or adapter_model.bin")
 
 
 class _StopCriteria(StoppingCriteria):
@@ -151,7 +136,11 @@ class _Engine:
 
     Adapter layers stay *disabled* between calls, so the raw base model object behaves as the base model
     for anyone else holding it; a call enables them under the lock and disables them again afterwards.
+    This is the transformers + PEFT implementation of `uno_graph.engines.base.Engine` (exported as
+    `uno_graph.engines.TransformersEngine`); `uno_graph.engines.llamacpp.LlamaCppEngine` is the other.
     """
+
+    backend = "transformers"
 
     def __init__(self, loaded: LoadedModel) -> None:
         try:
@@ -277,9 +266,23 @@ class _Engine:
 
     # -- generation ------------------------------------------------------------------------------------
 
-    def generate(self, prompts: list[list[int]], internals: list[str | None], params: _Params,
+    @property
+    def model_id(self) -> str:
+        return self.loaded.model_id
+
+    def generate(self, prompts: list[list[int]], internals: list[str | None], params: _Params | Sequence[_Params],
                  stops: list[tuple[str, ...]], *, streamer: Any = None,
                  cancel: threading.Event | None = None) -> list[_Row]:
+        if not isinstance(params, _Params):  # one per prompt: a batched generate per distinct setting
+            per_item = list(params)
+            rows: list[_Row | None] = [None] * len(prompts)
+            for setting in dict.fromkeys(per_item):
+                part = [i for i, p in enumerate(per_item) if p == setting]
+                out = self.generate([prompts[i] for i in part], [internals[i] for i in part], setting,
+                                    [stops[i] for i in part], streamer=streamer, cancel=cancel)
+                for i, row in zip(part, out):
+                    rows[i] = row
+            return rows  # type: ignore[return-value]
         with self.lock:
             missing = sorted({i for i in internals if i is not None and i not in self.slots})
             if missing:
@@ -336,6 +339,31 @@ class _Engine:
             end = criteria.ends[i] if criteria.ends[i] is not None else out.shape[1]
             rows.append(_Row(ids=out[i, width:end].tolist(), reason=criteria.reasons[i] or "length"))
         return rows
+
+    def stream(self, prompt: list[int], internal: str | None, params: _Params, stops: tuple[str, ...],
+               cancel: threading.Event) -> Iterator[str | _Row]:
+        """Text pieces as `generate` produces them (in a worker thread), then the finished row."""
+        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
+        box: dict[str, Any] = {}
+
+        def work() -> None:
+            try:
+                box["row"] = self.generate([prompt], [internal], params, [stops], streamer=streamer, cancel=cancel)[0]
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the consumer
+                box["error"] = exc
+                streamer.end()
+
+        thread = threading.Thread(target=work, name="uno-graph-generate", daemon=True)
+        thread.start()
+        try:
+            yield from streamer
+            thread.join()
+            if "error" in box:
+                raise box["error"]
+            yield box["row"]
+        finally:
+            cancel.set()  # stops generation early if the consumer went away
+            thread.join()
 
 
 _ENGINES: dict[str, _Engine] = {}  # resolved model dir -> engine (process-wide cache)
@@ -532,7 +560,14 @@ class UnoChatModel(BaseChatModel):
     streaming: bool = False
     """If True, `invoke` goes through `_stream` (callbacks then see tokens)."""
     batch_size: int = Field(default=8, ge=1)
-    """Largest number of sequences per batched `generate` in `batch()` / `generate_batch()`."""
+    """Largest number of sequences per batched `generate` in `batch()` / `generate_batch()` (transformers)."""
+    backend: str = "transformers"
+    """What generates: `"transformers"` (PEFT; the reference, and what training uses) or `"llamacpp"`
+    (llama.cpp through `xllamacpp`: the base model's GGUF plus each adapter converted to a GGUF LoRA,
+    concurrent requests in parallel slots; see `uno_graph.engines.llamacpp`)."""
+    backend_options: dict[str, Any] = Field(default_factory=dict)
+    """Engine settings, for llama.cpp: `n_threads`, `n_parallel`, `ctx_per_slot`, `gguf` (the base GGUF
+    path when `model` is not the embedded default). One engine is shared per model and options."""
 
     _engine: Any = PrivateAttr(default=None)
     _handles: dict[str, str] = PrivateAttr(default_factory=dict)  # public adapter name -> PEFT name
@@ -571,9 +606,26 @@ class UnoChatModel(BaseChatModel):
     def _stop_list(cls, value: Any) -> Any:
         return [value] if isinstance(value, str) else value
 
+    @field_validator("backend")
+    @classmethod
+    def _check_backend(cls, value: str) -> str:
+        if value not in BACKENDS:
+            raise ConfigError(f"backend {value!r} is not known; expected one of {list(BACKENDS)}")
+        return value
+
     def model_post_init(self, context: Any, /) -> None:
         super().model_post_init(context)
-        engine = _engine_for_loaded(self.loaded) if self.loaded is not None else _engine_for_path(self.model_name)
+        if self.backend != "transformers":
+            if self.loaded is not None:
+                raise ConfigError(f"loaded= holds a transformers model; backend={self.backend!r} loads its own "
+                                  "(pass model= instead)")
+            from uno_graph.engines.llamacpp import engine_for_model
+
+            engine = engine_for_model(self.model_name, **self.backend_options)
+        elif self.backend_options:
+            raise ConfigError(f"backend_options {sorted(self.backend_options)} apply to backend='llamacpp' only")
+        else:
+            engine = _engine_for_loaded(self.loaded) if self.loaded is not None else _engine_for_path(self.model_name)
         self._engine = engine
         engine.add_user(self)
         for name, path in self.adapters.items():
@@ -584,6 +636,28 @@ class UnoChatModel(BaseChatModel):
                         **params: Any) -> UnoChatModel:
         """Load (or reuse from the process cache) `model` and load `adapters` (name -> directory) onto it."""
         return cls(model=model, adapters=adapters or {}, **params)
+
+    @classmethod
+    def from_workdir(cls, workdir: str | Path, *, backend: str = "transformers", **params: Any) -> UnoChatModel:
+        """The base model of a learned work directory (its `system.json`) with every published adapter
+        loaded as `<cluster>/<role>` (each validated against its manifest first), answering with the
+        work directory's `max_new_tokens` unless `params` says otherwise.
+
+            >>> llm = UnoChatModel.from_workdir("runs/demo", backend="llamacpp")   # doctest: +SKIP
+            >>> llm.adapter_names                                                # doctest: +SKIP
+            ['geography/expert', ...]
+        """
+        from uno_graph.adapters.registry import list_adapters, validate_adapter
+        from uno_graph.graph import load_config
+        from uno_graph.router import adapter_name
+
+        root = Path(workdir)
+        config = load_config(root)
+        adapters = {adapter_name(m["cluster_id"], m["role"]): m["path"] for m in list_adapters(root / "adapters")}
+        for path in adapters.values():
+            validate_adapter(Path(path), config.base_model)
+        params.setdefault("max_new_tokens", config.max_new_tokens)
+        return cls(model=config.base_model, adapters=adapters, backend=backend, **params)
 
     @staticmethod
     def _check_name(name: Any) -> None:
@@ -647,6 +721,8 @@ class UnoChatModel(BaseChatModel):
     def hf_model(self) -> Any:
         """The model that generates: the `PeftModel` when adapters are loaded, else the base model."""
         engine = self._engine
+        if engine.backend != "transformers":
+            raise ConfigError(f"backend={engine.backend!r} holds no Hugging Face model; use backend='transformers'")
         return engine.peft if engine.peft is not None else engine.base
 
     def _not_found(self, name: str) -> AdapterNotFoundError:
@@ -666,6 +742,7 @@ class UnoChatModel(BaseChatModel):
     def _identifying_params(self) -> dict[str, Any]:
         return {
             "model_name": self.model_name,
+            "backend": self.backend,
             "adapter": self.adapter,
             "adapters": sorted(self.adapters),
             "max_new_tokens": self.max_new_tokens,
@@ -722,7 +799,7 @@ class UnoChatModel(BaseChatModel):
                 f"unsupported call argument(s) {unknown}{hint}; accepted: {sorted(_CALL_KWARGS - {'stream'})}"
             )
         model = kwargs.get("model")
-        if model is not None and model not in (self.model_name, self._engine.loaded.model_id):
+        if model is not None and model not in (self.model_name, self._engine.model_id):
             raise ConfigError(
                 f"this UnoChatModel serves {self.model_name!r}, not {model!r}; choose a LoRA with adapter=..., "
                 "or build another UnoChatModel for a different base model"
@@ -763,7 +840,7 @@ class UnoChatModel(BaseChatModel):
                     params=params, stops=stops)
 
     def _message(self, job: _Job, row: _Row) -> AIMessage:
-        text = self.tokenizer.decode(row.ids, skip_special_tokens=True)
+        text = row.text if row.text is not None else self.tokenizer.decode(row.ids, skip_special_tokens=True)
         cut = _first_stop(text, job.stops)
         if cut is not None:
             text = text[:cut]
@@ -771,14 +848,18 @@ class UnoChatModel(BaseChatModel):
         return AIMessage(content=text, usage_metadata=self._usage(job, row), response_metadata=self._meta(job, finish))
 
     def _usage(self, job: _Job, row: _Row) -> UsageMetadata:
-        return UsageMetadata(input_tokens=len(job.ids), output_tokens=len(row.ids),
-                             total_tokens=len(job.ids) + len(row.ids))
+        return UsageMetadata(input_tokens=len(job.ids), output_tokens=row.output_tokens,
+                             total_tokens=len(job.ids) + row.output_tokens)
 
     def _meta(self, job: _Job, finish: str) -> dict[str, Any]:
         return {"model_name": self.model_name, "adapter": job.adapter, "finish_reason": finish}
 
     def _run_jobs(self, jobs: list[_Job]) -> list[AIMessage]:
         """Generate for every job: same-params jobs share batched `generate` calls of <= batch_size rows."""
+        if self._engine.backend != "transformers":  # all at once: the engine schedules its own slots
+            rows = self._engine.generate([j.ids for j in jobs], [j.internal for j in jobs], [j.params for j in jobs],
+                                         [j.stops for j in jobs])
+            return [self._message(job, row) for job, row in zip(jobs, rows)]
         results: list[AIMessage | None] = [None] * len(jobs)
         groups: dict[_Params, list[int]] = {}
         for i, job in enumerate(jobs):
@@ -814,24 +895,15 @@ class UnoChatModel(BaseChatModel):
             yield chunk
             return
 
-        engine = self._engine
-        streamer = TextIteratorStreamer(engine.tokenizer, skip_prompt=True, skip_special_tokens=True)
         cancel = threading.Event()
-        box: dict[str, Any] = {}
-
-        def work() -> None:
-            try:
-                box["row"] = engine.generate([job.ids], [job.internal], job.params, [job.stops],
-                                             streamer=streamer, cancel=cancel)[0]
-            except BaseException as exc:  # noqa: BLE001 - re-raised in the consumer
-                box["error"] = exc
-                streamer.end()
-
-        thread = threading.Thread(target=work, name="uno-graph-generate", daemon=True)
-        thread.start()
+        pieces = self._engine.stream(job.ids, job.internal, job.params, job.stops, cancel)
         buffer = emitted = ""
+        row: _Row | None = None
         try:
-            for piece in streamer:
+            for piece in pieces:
+                if isinstance(piece, _Row):
+                    row = piece
+                    break
                 buffer += piece
                 safe = _safe_len(buffer, job.stops)
                 if safe > len(emitted):
@@ -840,10 +912,9 @@ class UnoChatModel(BaseChatModel):
                     if run_manager:
                         run_manager.on_llm_new_token(text, chunk=chunk)
                     yield chunk
-            thread.join()
-            if "error" in box:
-                raise box["error"]
-            final = self._message(job, box["row"])
+            if row is None:  # pragma: no cover - an engine must end its stream with the row
+                raise RuntimeError(f"the {self.backend} engine's stream ended without its result")
+            final = self._message(job, row)
             full = str(final.content)
             if full.startswith(emitted):
                 rest = full[len(emitted):]
@@ -858,7 +929,7 @@ class UnoChatModel(BaseChatModel):
             yield chunk
         finally:
             cancel.set()  # stops generation early if the consumer went away
-            thread.join()
+            pieces.close()
 
     async def _agenerate(self, messages: list[BaseMessage], stop: list[str] | None = None,
                          run_manager: AsyncCallbackManagerForLLMRun | None = None, **kwargs: Any) -> ChatResult:
