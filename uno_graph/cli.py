@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from uno_graph.config import DEFAULT_EMBEDDER, DEFAULT_MODEL, TrainSettings, UnoConfig
+from uno_graph.engines.base import BACKENDS
 from uno_graph.errors import UnoGraphError
 
 
@@ -19,21 +20,21 @@ def _config(args: argparse.Namespace) -> UnoConfig:
                     cluster_on=args.cluster_on, cluster_threshold=args.cluster_threshold, min_cluster_size=args.min_cluster_size,
                     gap_signal=args.gap_signal, gap_threshold=args.gap_threshold, win_rate_threshold=args.win_rate_threshold,
                     bleu_threshold=args.bleu_threshold, max_new_tokens=args.max_new_tokens,
-                    expert_objective=args.expert_objective, redact=not args.no_redact)
+                    expert_objective=args.expert_objective, redact=not args.no_redact,
+                    max_user_share=args.max_user_share)
     cfg.train = TrainSettings(**{**vars(cfg.train), "epochs": args.epochs, "batch_size": args.batch_size})
     return cfg
 
 
-def cmd_learn(args: argparse.Namespace) -> int:
-    from uno_graph.pipeline import learn
-
+def _teacher_and_judge(args: argparse.Namespace, base_model: str, max_new_tokens: int):
+    """The teacher and the validation judge that `--teacher-model` and `--judge` name."""
     teacher = None  # the users' own words
     if args.teacher_model == "serving":
         teacher = "serving"
     elif args.teacher_model:
         from uno_graph.chat_model import UnoChatModel
 
-        teacher = UnoChatModel.from_pretrained(args.teacher_model, max_new_tokens=args.max_new_tokens)
+        teacher = UnoChatModel.from_pretrained(args.teacher_model, max_new_tokens=max_new_tokens)
     judge = None
     if args.judge == "contrast":
         from uno_graph.verify import ContrastJudge
@@ -45,9 +46,22 @@ def cmd_learn(args: argparse.Namespace) -> int:
         if teacher is None or teacher == "serving":
             from uno_graph.chat_model import UnoChatModel
 
-            teacher = UnoChatModel.from_pretrained(args.base_model, max_new_tokens=args.max_new_tokens)
+            teacher = UnoChatModel.from_pretrained(base_model, max_new_tokens=max_new_tokens)
         judge = LLMJudge(teacher)
+    return teacher, judge
+
+
+def cmd_learn(args: argparse.Namespace) -> int:
+    from uno_graph.pipeline import learn
+
+    teacher, judge = _teacher_and_judge(args, args.base_model, args.max_new_tokens)
     result = learn(args.logs, args.workdir, _config(args), teacher=teacher, judge=judge, progress=not args.quiet)
+    _print_learned(result)
+    return 0
+
+
+def _print_learned(result) -> None:
+    """`learn`'s summary: logs, pairs, and per cluster its status (new / retrained / unchanged), route and why."""
     report = result.report
     print(f"\nlogs: {len(report.records)} kept, {len(report.problems)} rejected, {report.duplicates} duplicates")
     for problem in report.problems[:20]:
@@ -58,21 +72,61 @@ def cmd_learn(args: argparse.Namespace) -> int:
     if result.calibration:
         c = result.calibration
         print("gap calibration: " + ", ".join(f"{k} {v}" for k, v in c.items()))
-    print(f"\n{'cluster':<12}{'size':>5}  {'gap':>6}  {'route':<7}{'win':>6}{'low':>6}  topics / adapter")
+    print(f"\n{'cluster':<12}{'status':<10}{'size':>5}  {'gap':>6}  {'route':<7}{'win':>6}{'low':>6}  topics / adapter")
     for c in result.clusters:
         gap = "-" if c["gap"] is None else f"{c['gap']:.3f}"
         win = "-" if c["win_rate"] is None else f"{c['win_rate']:.2f}"
         low = "-" if c.get("lower_bound") is None else f"{c['lower_bound']:.2f}"
         topics = ",".join(f"{k}:{v}" for k, v in c["topics"].items())
-        print(f"{c['id']:<12}{c['size']:>5}  {gap:>6}  {c['route']:<7}{win:>6}{low:>6}  {topics}  {c['adapter'] or ''}")
+        print(f"{c['id']:<12}{c.get('status', 'new'):<10}{c['size']:>5}  {gap:>6}  {c['route']:<7}{win:>6}{low:>6}  "
+              f"{topics}  {c['adapter'] or ''}")
         if c.get("reason"):
             print(f"{'':<12}  why: {c['reason']}")
+        if c.get("capped"):
+            print(f"{'':<12}  capped: {c['capped']} example(s) left out, no user above the per-user share")
     if result.purity:
         p = result.purity
         print(f"cluster purity against the logs' topic labels: {p['purity']:.0%} ({p['clusters']} clusters, "
               f"{p['topics']} topics" + (f"; split: {', '.join(p['split_topics'])}" if p["split_topics"] else "") + ")")
+    if any(r.get("reused") for r in result.reuse.values()):
+        print("reused from earlier runs: " + ", ".join(f"{k} {r['reused']} (computed {r['computed']})"
+                                                      for k, r in result.reuse.items()))
     print("\nseconds per stage: " + ", ".join(f"{k} {v:.0f}" for k, v in result.timings.items()))
     print(f"work directory: {result.workdir}")
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    from uno_graph.promotion import rollback
+    from uno_graph.store import UnoStore
+
+    store = UnoStore.connect(args.chroma_url) if args.chroma_url else None
+    print(rollback(args.workdir, args.cluster, args.role, store=store).describe())
+    return 0
+
+
+def cmd_forget(args: argparse.Namespace) -> int:
+    from uno_graph.scope import forget_user
+    from uno_graph.store import UnoStore
+
+    root = Path(args.workdir)
+    if not (root / "system.json").exists():
+        raise UnoGraphError(f"{root} is not a uno-graph work directory (no system.json)")
+    store = UnoStore.connect(args.chroma_url) if args.chroma_url else None
+    done = forget_user(root, args.user, store=store)
+    print(f"forgot user {done.user_id}: {len(done.log_ids)} log(s); removed "
+          + ", ".join(f"{k} {v}" for k, v in done.removed.items()) + f", Chroma rules {done.rules}")
+    if not done.clusters:
+        print("no cluster held these logs")
+    elif not args.logs:
+        print(f"clusters to retrain on the next `uno-graph learn`: {', '.join(done.clusters)}")
+    if args.logs:
+        from uno_graph.graph import load_config
+        from uno_graph.pipeline import learn
+
+        config = load_config(root)
+        teacher, judge = _teacher_and_judge(args, config.base_model, config.max_new_tokens)
+        _print_learned(learn(args.logs, root, config, teacher=teacher, judge=judge, store=store,
+                             progress=not args.quiet))
     return 0
 
 
@@ -102,6 +156,25 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _backend_model(workdir: str, backend: str, max_new_tokens: int | None = None):
+    """The work directory's serving model on `backend`; None for the default (transformers), which
+    `UnoSystem.load` builds itself."""
+    if backend == "transformers" and not max_new_tokens:
+        return None
+    from uno_graph.chat_model import UnoChatModel
+    from uno_graph.graph import load_config
+
+    config = load_config(workdir)
+    return UnoChatModel.from_pretrained(config.base_model, max_new_tokens=max_new_tokens or config.max_new_tokens,
+                                        backend=backend)
+
+
+def _add_backend(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--backend", choices=BACKENDS, default="transformers",
+                   help="what generates: transformers + PEFT (default, the reference) or llamacpp (the base "
+                        "model's GGUF with each adapter as a GGUF LoRA; pip install 'uno-graph[llamacpp]')")
+
+
 def _answer(graph, messages, mode_context, config=None):
     out = graph.invoke({"messages": messages}, config, context=mode_context)
     return out["messages"][-1]
@@ -120,7 +193,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
     from uno_graph.graph import UnoSystem
     from uno_graph.state import UnoContext
 
-    system = UnoSystem.load(args.workdir, lazy_adapters=True)  # one question needs at most one adapter
+    system = UnoSystem.load(args.workdir, model=_backend_model(args.workdir, args.backend),
+                            lazy_adapters=True)  # one question needs at most one adapter
     graph = system.graph(args.mode, recorder=_recorder(args.record))
     config = {"configurable": {"thread_id": args.thread_id}} if args.thread_id else None
     reply = _answer(graph, [("user", args.question)], UnoContext(user_id=args.user_id), config)
@@ -146,7 +220,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
     from uno_graph.graph import UnoSystem, build_graph
     from uno_graph.state import UnoContext
 
-    system = UnoSystem.load(args.workdir)
+    system = UnoSystem.load(args.workdir, model=_backend_model(args.workdir, args.backend))
     recorder = _recorder(args.record)
     graph = build_graph(system.model, system.router, args.mode, recorder=recorder).compile(checkpointer=InMemorySaver())
     config = {"configurable": {"thread_id": args.thread_id or f"cli-{uuid.uuid4().hex[:12]}"}}
@@ -238,12 +312,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
         judge = UnoChatModel.from_pretrained(args.judge_model, max_new_tokens=4)
     systems = [s.strip() for s in args.systems.split(",") if s.strip()]
     system = None
-    if args.max_new_tokens:  # a different answer budget than the one the work directory was learned with
-        from uno_graph.chat_model import UnoChatModel
-        from uno_graph.graph import UnoSystem, load_config
+    # a different answer budget than the one the work directory was learned with, or another backend
+    model = _backend_model(args.workdir, args.backend, args.max_new_tokens)
+    if model is not None:
+        from uno_graph.graph import UnoSystem
 
-        config = load_config(args.workdir)
-        model = UnoChatModel.from_pretrained(config.base_model, max_new_tokens=args.max_new_tokens)
         system = UnoSystem.load(args.workdir, model=model)
     result = evaluate(args.workdir, args.testset, args.out, systems=systems, check=args.check, system=system,
                       dataset_check=args.dataset_check, judge=judge, batch_size=args.batch_size,
@@ -254,6 +327,38 @@ def cmd_eval(args: argparse.Namespace) -> int:
     print(f"\npredictions: {result.out}   summary: {result.out}.summary.json")
     for path in result.summary.get("plots", []):
         print(f"plot: {path}")
+    return 0
+
+
+def cmd_serve_openai_backend(args: argparse.Namespace) -> int:
+    """`serve-openai`, with the work directory's model on `--backend` (llama.cpp serves concurrent
+    requests in parallel slots)."""
+    from uno_graph.openai_server import OpenAIServer, cmd_serve_openai
+
+    if args.backend == "transformers":
+        return cmd_serve_openai(args)
+    from uno_graph.graph import load_config
+
+    model = _backend_model(args.workdir, args.backend, args.max_new_tokens)
+    server = OpenAIServer(model, host=args.host, port=args.port, workdir=args.workdir, recorder=args.record,
+                          served_model_name=args.served_model_name or load_config(args.workdir).base_model)
+    try:
+        server.reload()
+    except BaseException:
+        server.server_close()
+        raise
+    if args.watch > 0:
+        server.watch(args.watch)
+    names = [m["id"] for m in server.models_payload()["data"]]
+    print(f"serving {names} at {server.url} with {args.backend} (Ctrl-C stops)", flush=True)
+    if args.record:
+        print(f"recording completions to {args.record}; feedback: POST {server.url}/feedback", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.close()
     return 0
 
 
@@ -301,8 +406,32 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the Expert's loss: SFT on endorsed answers, or the paper's DPO + SFT")
     p.add_argument("--batch-size", type=int, default=d.train.batch_size, help="adapter training batch size")
     p.add_argument("--max-new-tokens", type=int, default=d.max_new_tokens)
+    p.add_argument("--max-user-share", type=float, default=d.max_user_share,
+                   help="no user makes up more of a cluster's training examples than this share (1.0 = no cap)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_learn)
+
+    p = sub.add_parser("rollback", help="serve the previous version of a cluster's adapter (prints what is served now)")
+    p.add_argument("cluster", help="cluster id (see `uno-graph inspect`)")
+    p.add_argument("--workdir", required=True)
+    p.add_argument("--role", choices=("expert", "critic"), default=None,
+                   help="the adapter role to roll back (default: the one the cluster serves)")
+    p.add_argument("--chroma-url", default=None, help="the `chroma run` server holding the table (default: the work "
+                                                      "directory's own store)")
+    p.set_defaults(func=cmd_rollback)
+
+    p = sub.add_parser("forget", help="remove a user's logs from every stage output and Chroma; their clusters "
+                                      "are retrained by the next learn (or now, with --logs)")
+    p.add_argument("--workdir", required=True)
+    p.add_argument("--user", required=True, help="the user id, as in the logs' user_id")
+    p.add_argument("--logs", nargs="+", default=None, metavar="LOGS.jsonl",
+                   help="the log files to learn from again right away (the user's logs are skipped)")
+    p.add_argument("--teacher-model", default=None, help="with --logs: the teacher `learn` used (default: none)")
+    p.add_argument("--judge", choices=["want", "contrast", "teacher"], default="want", help="with --logs: as for learn")
+    p.add_argument("--chroma-url", default=None, help="the `chroma run` server holding the rules (default: the work "
+                                                      "directory's own store)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_forget)
 
     for name, help_ in (("ask", "answer one question through the learned graph"), ("chat", "interactive, streaming chat")):
         p = sub.add_parser(name, help=help_)
@@ -313,6 +442,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="record answers, follow-ups (and, in chat, /rate /edit /comment) into this event file")
         p.add_argument("--thread-id", default=None, help="the conversation: a later turn with the same thread id "
                                                          "is recorded as the previous answer's follow-up")
+        _add_backend(p)
         if name == "ask":
             p.add_argument("question")
             p.add_argument("--json", action="store_true", help="one machine-readable JSON line")
@@ -336,6 +466,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-new-tokens", type=int, default=None,
                    help="answer budget per call (default: the work directory's max_new_tokens)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    _add_backend(p)
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("baseline", help="the naive baseline: one SFT LoRA per known topic (metadata.topic) "
@@ -348,7 +479,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     from uno_graph.openai_server import add_serve_openai_parser
 
-    add_serve_openai_parser(sub)
+    p = add_serve_openai_parser(sub)
+    _add_backend(p)
+    p.set_defaults(func=cmd_serve_openai_backend)
 
     p = sub.add_parser("feedback", help="attach a rating, an edited answer or a comment to a recorded answer")
     p.add_argument("logs", metavar="EVENTS.jsonl", help="the event file that --record wrote")

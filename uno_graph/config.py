@@ -117,6 +117,9 @@ class UnoConfig:
     # the Expert's loss: "sft" on the endorsed answers (the naive baseline's loss, about half the cost of a
     # DPO step on CPU), or "dpo_sft", the paper's DPO (sigmoid) + SFT mix (weights in TrainSettings)
     expert_objective: str = "sft"
+    # no single user's logs make up more than this share of a cluster's training examples (scope.py: each
+    # user keeps at most max(share × N, an equal split) of them, chosen by id hash); 1.0 = no cap
+    max_user_share: float = 0.25
     lora: LoraSettings = field(default_factory=LoraSettings)
     train: TrainSettings = field(default_factory=TrainSettings)
 
@@ -150,6 +153,7 @@ class UnoConfig:
             ("judge_max_new_tokens", self.judge_max_new_tokens, self.judge_max_new_tokens > 0, "a positive integer"),
             ("expert_objective", self.expert_objective, self.expert_objective in ("sft", "dpo_sft"), "'sft' or 'dpo_sft'"),
             ("budget_margin", self.budget_margin, self.budget_margin >= 1, "a number >= 1"),
+            ("max_user_share", self.max_user_share, 0 < self.max_user_share <= 1, "a share in (0, 1]; 1.0 = no cap"),
             ("lora.r", self.lora.r, self.lora.r > 0, "a positive integer"),
             ("train.epochs", self.train.epochs, self.train.epochs > 0, "a positive integer"),
             ("train.batch_size", self.train.batch_size, self.train.batch_size > 0, "a positive integer"),

@@ -450,8 +450,9 @@ def _chain(head: list[Any], rest: Iterator[Any]) -> Iterator[Any]:
 def _adapters_stamp(root: Path) -> str:
     """Changes whenever an adapter directory is published, replaced or removed (one `stat` each)."""
     digest = hashlib.sha256()
-    if root.is_dir():
-        for manifest in sorted(root.glob("*/*/manifest.json")):
+    if root.is_dir():  # unversioned adapters, versions (adapters/versions.py) and which version is served
+        for manifest in sorted([*root.glob("*/*/manifest.json"), *root.glob("*/*/v*/manifest.json"),
+                                *root.glob("*/*/served.json")]):
             if not any(part.startswith(".") for part in manifest.relative_to(root).parts):
                 st = manifest.stat()
                 digest.update(f"{manifest}:{st.st_ino}:{st.st_mtime_ns}:{st.st_size}".encode())

@@ -6,6 +6,12 @@ Every stage writes JSONL under `<workdir>/stages/` and a `.done` marker naming i
 rerun skips finished stages, and a stage killed midway continues from its last written record.
 Adapters are trained in `<workdir>/tmp/` and published into `<workdir>/adapters/` only when
 complete; the cluster table in Chroma names an adapter only after it is published.
+
+A rerun on a grown or shrunk log set is incremental (`incremental.py`): finished per-log results
+are reused, new logs join the existing clusters (ids kept), and only clusters whose data changed are
+trained again. A retrained adapter is published as a new version and served only if it validates at
+least as well as the served one (`promotion.py`); no user makes up more than `max_user_share` of a
+cluster's training examples, and forgotten users' logs are skipped (`scope.py`).
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from uno_graph import __version__, prompts
+from uno_graph import __version__, incremental, prompts
 from uno_graph.config import UnoConfig
 from uno_graph.logs import LogReadReport, read_logs
 from uno_graph.workdir import Workdir, atomic_write_text, fingerprint
@@ -37,6 +43,7 @@ class LearnResult:
     timings: dict[str, float] = field(default_factory=dict)
     calibration: dict[str, float] | None = None
     purity: dict[str, Any] | None = None
+    reuse: dict[str, dict[str, int]] = field(default_factory=dict)  # per stage: records reused / computed
 
 
 class _Run:
@@ -49,6 +56,10 @@ class _Run:
         self._embedder = None
         self._scorer = None
         self.timings: dict[str, float] = {}
+        self.reuse: dict[str, dict[str, int]] = {}  # per stage: {"reused": n, "computed": m}
+        self.served_before: dict[str, dict[str, Any]] = {}  # the cluster table when this run began
+        self.data_hashes: dict[str, str] = {}  # cluster id -> hash of its members' pairs and rows
+        self.forgotten: set[str] = set()  # log ids of forgotten users (`scope.forget_user`)
 
     @property
     def serving(self):
@@ -106,6 +117,9 @@ class _Run:
     def timed(self, name: str, start: float) -> None:
         self.timings[name] = round(self.timings.get(name, 0.0) + time.perf_counter() - start, 2)
 
+    def count(self, stage: str, reused: int, computed: int) -> None:
+        self.reuse[stage] = {"reused": reused, "computed": computed}
+
 
 def learn(log_paths: list[str | Path], workdir: str | Path, config: UnoConfig | None = None, *,
           teacher=None, judge=None, store=None, progress: bool = True) -> LearnResult:
@@ -127,12 +141,14 @@ def learn(log_paths: list[str | Path], workdir: str | Path, config: UnoConfig | 
     Example:
         >>> result = learn(["examples/logs.jsonl"], "runs/demo")      # doctest: +SKIP
     """
+    from uno_graph.scope import load_forgotten
     from uno_graph.store import UnoStore
     from uno_graph.want import WantJudge
 
     config = config or UnoConfig()
     wd = Workdir(workdir).create()
     run = _Run(wd, config, teacher, judge or WantJudge(min_auc=config.min_want_auc), progress)
+    previous = incremental.previous_summary(wd.root)  # the last finished run, before this one replaces it
     _write_system(wd, config)
 
     t = time.perf_counter()
@@ -140,6 +156,13 @@ def learn(log_paths: list[str | Path], workdir: str | Path, config: UnoConfig | 
     for problem in report.problems:
         log.warning("skipped log line: %s", problem)
     records = sorted(report.records, key=lambda r: r.id)
+    forgotten = load_forgotten(wd.root)
+    run.forgotten = set(forgotten.log_ids)
+    n_forgotten = 0
+    if forgotten:  # `uno-graph forget`: these users' logs are not learned from again
+        n_forgotten = len(records)
+        records = [r for r in records if not forgotten.covers(r.id, r.user_id)]
+        n_forgotten -= len(records)
     if config.redact:  # before anything is written or learned from
         from uno_graph.capture.redact import default_redactor
 
@@ -151,31 +174,39 @@ def learn(log_paths: list[str | Path], workdir: str | Path, config: UnoConfig | 
     decisions = _verify(run, rows)
     pairs = _pairs(run, rows, decisions)
     store = store or UnoStore.persistent(wd.chroma)
+    run.served_before = {row["id"]: row for row in store.table()}
     clusters = _cluster(run, rows, pairs, store)
+    pair_by_id, row_by_id = {p["id"]: p for p in pairs}, {r["id"]: r for r in rows}
+    run.data_hashes = {c["id"]: incremental.cluster_data_hash(c["members"], pair_by_id, row_by_id) for c in clusters}
     gaps = _gap(run, clusters, rows, pairs)
     trained = _train(run, clusters, gaps, pairs, rows, store)
 
     reasons: dict[str, int] = {}
     for d in decisions:
         reasons[d["reason"]] = reasons.get(d["reason"], 0) + 1
+    trained_now = {cid for cid, r in trained.items() if r.get("trained_in_run")}
     table = []
     for c in clusters:
         g = gaps.get(c["id"], {})
         tr = trained.get(c["id"], {})
+        data_hash = run.data_hashes[c["id"]]
         table.append({"id": c["id"], "size": c["size"], "topics": c.get("topics", {}),
+                      "status": incremental.cluster_status(c["id"], data_hash, c["eligible"], previous, trained_now),
                       "gap": g.get("value"), "decision": g.get("decision", "base"),
                       "route": tr.get("route", "base"), "win_rate": tr.get("win_rate"),
                       "lower_bound": tr.get("lower_bound"), "adapter": tr.get("adapter"),
                       "max_new_tokens": tr.get("max_new_tokens"),
                       "reason": tr.get("reason") or ("" if c["eligible"] else
-                                                     f"served by base: {c['size']} logs < min_cluster_size")})
+                                                     f"served by base: {c['size']} logs < min_cluster_size"),
+                      "promotion": tr.get("promotion"), "capped": tr.get("capped", 0), "data_hash": data_hash})
     calibration = (wd.done_info("gap") or {}).get("summary", {}).get("calibration")
     summary = {"logs_read": len(report.records) + len(report.problems) + report.duplicates,
                "logs_kept": len(report.records), "rejected_lines": len(report.problems),
-               "duplicates": report.duplicates, "pair_reasons": reasons, "clusters": table,
-               "timings_s": run.timings, "gap_calibration": calibration, "cluster_purity": cluster_purity(clusters)}
+               "duplicates": report.duplicates, "forgotten_logs": n_forgotten, "pair_reasons": reasons,
+               "clusters": table, "timings_s": run.timings, "reuse": run.reuse, "gap_calibration": calibration,
+               "cluster_purity": cluster_purity(clusters)}
     atomic_write_text(wd.root / "summary.json", json.dumps(summary, indent=2) + "\n")
-    return LearnResult(wd.root, report, reasons, table, run.timings, calibration, summary["cluster_purity"])
+    return LearnResult(wd.root, report, reasons, table, run.timings, calibration, summary["cluster_purity"], run.reuse)
 
 
 def cluster_purity(clusters: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -210,14 +241,20 @@ def _distill(run: _Run, records, logs_fp: str) -> list[dict[str, Any]]:
 
     t = time.perf_counter()
     inputs = fingerprint(logs_fp, run.teacher_id, run.config.teacher_max_new_tokens)
-    if run.wd.begin(STAGE, inputs):
-        rows = distill(records, run.teacher, run.wd, batch_size=16, progress=run.progress)
+    settings = fingerprint(STAGE, run.teacher_id, run.config.teacher_max_new_tokens)
+    keys = {r.id: fingerprint(r.to_dict()) for r in records}  # a log whose content changed is distilled again
+    reuse = incremental.begin_keyed(run.wd, STAGE, inputs, settings, keys)
+    if reuse is not None:
+        missing = reuse.missing(keys)
+        teacher = run.teacher if missing else None  # no model is loaded when every row is reused
+        rows = distill(records, teacher, run.wd, batch_size=16, progress=run.progress)
         sources: dict[str, int] = {}
         for r in rows:
             sources[r["rule_source"]] = sources.get(r["rule_source"], 0) + 1
         run.wd.mark_done(STAGE, inputs, {"rows": len(rows), "rule_sources": sources})
+        run.count(STAGE, len(keys) - len(missing), len(missing))
     run.timed("distill", t)
-    return run.wd.read(STAGE)
+    return sorted(run.wd.read(STAGE), key=lambda r: r["id"])
 
 
 def _verify(run: _Run, rows) -> list[dict[str, Any]]:
@@ -225,12 +262,19 @@ def _verify(run: _Run, rows) -> list[dict[str, Any]]:
 
     t = time.perf_counter()
     inputs = fingerprint(run.wd.output_fingerprint("distill"), run.teacher_id, run.config.judge_max_new_tokens)
-    if run.wd.begin(STAGE, inputs):
-        judge = LLMJudge(run.teacher, max_tokens=run.config.judge_max_new_tokens) if run.teacher is not None else None
+    settings = fingerprint(STAGE, run.teacher_id, run.config.judge_max_new_tokens)
+    keys = {r["id"]: fingerprint(r) for r in rows}  # decided again when its distilled row changed
+    reuse = incremental.begin_keyed(run.wd, STAGE, inputs, settings, keys)
+    if reuse is not None:
+        missing = reuse.missing(keys)
+        judge = None
+        if missing and run.teacher is not None:
+            judge = LLMJudge(run.teacher, max_tokens=run.config.judge_max_new_tokens)
         decisions = verify_pairs(rows, judge, run.wd, batch_size=16, progress=run.progress)
         run.wd.mark_done(STAGE, inputs, {"decisions": len(decisions)})
+        run.count(STAGE, len(keys) - len(missing), len(missing))
     run.timed("verify", t)
-    return run.wd.read(STAGE)
+    return sorted(run.wd.read(STAGE), key=lambda d: d["id"])
 
 
 def _pairs(run: _Run, rows, decisions) -> list[dict[str, Any]]:
@@ -244,26 +288,44 @@ def _pairs(run: _Run, rows, decisions) -> list[dict[str, Any]]:
 
 
 def _cluster(run: _Run, rows, pairs, store) -> list[dict[str, Any]]:
-    """Cluster every log with a signal; store centroids (route base until an adapter is published)."""
+    """Cluster every log with a signal; store centroids (route base until an adapter is published).
+
+    With a finished earlier clustering of the same settings, its clusters are extended
+    (`incremental.extend_clusters`); else everything is clustered, ids carried over by overlap."""
     from uno_graph.cluster import cluster_logs
 
     t = time.perf_counter()
     stage = "clusters"
+    cfg = run.config
     population = [r for r in rows if r["rules"] or r["rule_source"] == "satisfied" or r.get("edited")]
-    inputs = fingerprint([(r["id"], r["rules"]) for r in population], run.config.embedder,
-                         run.config.cluster_on, run.config.cluster_threshold, run.config.min_cluster_size, run.config.route_margin,
-                         run.config.merge_similarity, run.config.join_similarity)
-    if run.wd.begin(stage, inputs):
-        previous = {c["id"]: c["members"] for c in _previous_clusters(run.wd)}
+    inputs = fingerprint([(r["id"], r["rules"]) for r in population], cfg.embedder,
+                         cfg.cluster_on, cfg.cluster_threshold, cfg.min_cluster_size, cfg.route_margin,
+                         cfg.merge_similarity, cfg.join_similarity)
+    settings = incremental.cluster_settings(cfg)
+    before = _previous_clusters(run.wd)  # read before anything is rewritten: ids stay stable
+    done = run.wd.done_info(stage)
+    if run.wd.is_done(stage, inputs):
+        if done.get("summary", {}).get("settings") != settings:  # an older work directory: incremental from now on
+            run.wd.mark_done(stage, inputs, {**done.get("summary", {}), "settings": settings})
+    else:
         ids = [r["id"] for r in population]
         emb = run.embedder
         qv = emb.encode([r["query"] for r in population])
         rv = emb.encode(["\n".join(r["rules"]) for r in population])
-        found = cluster_logs(ids, qv, rv, [r["rules"] for r in population], run.config.cluster_threshold, previous,
-                             margin=run.config.route_margin, merge_similarity=run.config.merge_similarity,
-                             min_size=run.config.min_cluster_size, join_similarity=run.config.join_similarity,
-                             on=run.config.cluster_on)
+        rules = [r["rules"] for r in population]
+        extend = bool(before) and done is not None and done.get("summary", {}).get("settings") == settings
+        attached = 0
+        if extend:
+            found, attached = incremental.extend_clusters(
+                before, ids, qv, rv, rules, cfg.cluster_threshold, margin=cfg.route_margin,
+                route_threshold=cfg.route_threshold, merge_similarity=cfg.merge_similarity,
+                min_size=cfg.min_cluster_size, join_similarity=cfg.join_similarity, on=cfg.cluster_on)
+        else:
+            found = cluster_logs(ids, qv, rv, rules, cfg.cluster_threshold, {c["id"]: c["members"] for c in before},
+                                 margin=cfg.route_margin, merge_similarity=cfg.merge_similarity,
+                                 min_size=cfg.min_cluster_size, join_similarity=cfg.join_similarity, on=cfg.cluster_on)
         by_id = {r["id"]: r for r in population}
+        pair_by_id = {p["id"]: p for p in pairs}
         out = []
         for c in found:
             topics: dict[str, int] = {}
@@ -271,13 +333,11 @@ def _cluster(run: _Run, rows, pairs, store) -> list[dict[str, Any]]:
                 topic = str(by_id[m].get("metadata", {}).get("topic", "-"))
                 topics[topic] = topics.get(topic, 0) + 1
             out.append({"id": c.id, "members": c.members, "size": c.size, "radius": round(c.radius, 4),
-                        "eligible": c.size >= run.config.min_cluster_size, "topics": topics,
-                        "rules": c.rules[:20], "centroid": [round(float(x), 6) for x in c.centroid]})
+                        "eligible": c.size >= cfg.min_cluster_size, "topics": topics,
+                        "rules": c.rules[:20], "centroid": [round(float(x), 6) for x in c.centroid],
+                        "data_hash": incremental.cluster_data_hash(c.members, pair_by_id, by_id)})
         eligible = [c for c in out if c["eligible"]]
-        for c in eligible:
-            store.put_cluster(c["id"], c["centroid"], {"size": c["size"], "radius": c["radius"],
-                                                       "route": "base", "status": "pending"})
-        store.remove_clusters({c["id"] for c in eligible})
+        _store_clusters(store, eligible, {c["id"]: c for c in before})
         rule_rows, rule_texts = [], []
         for c in eligible:
             for m in c["members"]:
@@ -286,10 +346,28 @@ def _cluster(run: _Run, rows, pairs, store) -> list[dict[str, Any]]:
                                       "user_id": by_id[m].get("user_id")})
                     rule_texts.append(rule)
         store.put_rules(rule_rows, emb.encode(rule_texts))
+        store.prune_rules({r["id"] for r in rule_rows})  # rules of logs no longer in any served cluster
+        (run.wd.stages / f"{stage}.done").unlink(missing_ok=True)
         run.wd.write(stage, out)
-        run.wd.mark_done(stage, inputs, {"clusters": len(out), "eligible": len(eligible)})
+        run.wd.mark_done(stage, inputs, {"clusters": len(out), "eligible": len(eligible), "settings": settings,
+                                         "incremental": extend, "attached": attached})
     run.timed("cluster", t)
     return run.wd.read(stage)
+
+
+def _store_clusters(store, eligible: list[dict[str, Any]], before: dict[str, dict[str, Any]]) -> None:
+    """Write the eligible clusters into the table. A cluster whose data is unchanged keeps its row as it
+    is; a changed one keeps serving its adapter while it is `pending`; a new one routes to base."""
+    current = {row["id"]: row for row in store.table()}
+    for c in eligible:
+        row = current.get(c["id"])
+        old = before.get(c["id"])
+        if row is not None and old is not None and old.get("data_hash") == c["data_hash"] and row.get("status") == "ready":
+            continue
+        kept = {k: v for k, v in (row or {}).items() if k != "id"}
+        store.put_cluster(c["id"], c["centroid"], {**kept, "size": c["size"], "radius": c["radius"],
+                                                   "route": kept.get("route", "base"), "status": "pending"})
+    store.remove_clusters({c["id"] for c in eligible})
 
 
 def _previous_clusters(wd: Workdir) -> list[dict[str, Any]]:
@@ -298,83 +376,131 @@ def _previous_clusters(wd: Workdir) -> list[dict[str, Any]]:
 
 
 def _gap(run: _Run, clusters, rows, pairs) -> dict[str, dict[str, Any]]:
-    """Per eligible cluster: the gap test's choice of the path to try first (`decision`)."""
-    from uno_graph.gap import calibrate, calibrate_likelihood, cluster_gap, cluster_likelihood_gap
+    """Per eligible cluster: the gap test's choice of the path to try first (`decision`).
 
+    Keyed by cluster id + data hash: an unchanged cluster keeps its row, and a threshold calibrated
+    once is kept (`stages/gap.calibration.json`) while the gap settings stay, so decisions agree."""
     t = time.perf_counter()
     stage = "gap"
     cfg = run.config
-    by_id = {r["id"]: r for r in rows}
-    pair_by_id = {p["id"]: p for p in pairs}
     eligible = [c for c in clusters if c["eligible"]]
     inputs = fingerprint(run.wd.output_fingerprint("clusters"), run.wd.output_fingerprint("pairs"), cfg.base_model,
                          cfg.gap_signal, cfg.gap_threshold, cfg.min_gap_separation, cfg.min_gap_auc)
-    if run.wd.begin(stage, inputs):
-        done = {g["cluster_id"] for g in run.wd.read(stage)}
-        likelihood = cfg.gap_signal == "likelihood"
-        scorer = run.likelihood_scorer if likelihood else run.scorer
-        cal, threshold, informative = None, cfg.gap_threshold, True
-        if threshold is None:
-            members = [by_id[m] for c in eligible for m in c["members"]]
-            if likelihood:
-                cal = calibrate_likelihood(scorer, [{"prompt": r["prompt"], "answer": r["answer"]} for r in members])
-                informative = cal.auc >= cfg.min_gap_auc
-            else:
-                cal = calibrate(scorer, [r["query"] for r in members])
-                informative = cal.separation >= cfg.min_gap_separation
-            threshold = cal.threshold
-            if not informative:
-                log.warning("the gap scorer cannot order its calibration anchors (%s): the gap test decides nothing, "
-                            "every cluster tries an Expert first", cal.to_dict())
-        with run.wd.append(stage) as out:
-            for c in tqdm(eligible, desc="gap", unit="cluster", disable=not run.progress):
-                if c["id"] in done:
-                    continue
-                if likelihood:
-                    stats = cluster_likelihood_gap(scorer, [pair_by_id[m] for m in c["members"] if m in pair_by_id])
-                    value = stats["gap"]
-                else:
-                    stats = cluster_gap(scorer, [by_id[m] for m in c["members"]])
-                    value = stats["min_novelty"]
-                high_gap = bool(stats["scored_logs"]) and value >= threshold
-                decision = "critic" if high_gap and informative else "expert"
-                out.write({"cluster_id": c["id"], "signal": cfg.gap_signal, "value": round(value, 4),
-                           **{k: round(v, 4) if isinstance(v, float) else v for k, v in stats.items()},
-                           "threshold": round(threshold, 4), "decision": decision, "informative": informative})
-        run.wd.mark_done(stage, inputs, {"threshold": threshold, "calibration": cal.to_dict() if cal else None,
+    settings = fingerprint(stage, cfg.base_model, cfg.gap_signal, cfg.gap_threshold, cfg.min_gap_separation,
+                           cfg.min_gap_auc)
+    keys = {c["id"]: run.data_hashes[c["id"]] for c in eligible}
+    reuse = incremental.begin_keyed(run.wd, stage, inputs, settings, keys, id_field="cluster_id")
+    if reuse is None:
+        if incremental.load_calibration(run.wd, settings) is None:  # an older work directory
+            info = (run.wd.done_info(stage) or {}).get("summary", {})
+            incremental.save_calibration(run.wd, settings, info.get("threshold"), info.get("informative", True),
+                                         info.get("calibration"))
+    else:
+        todo = [c for c in eligible if c["id"] not in reuse.kept]
+        saved = incremental.load_calibration(run.wd, settings) if reuse.reused else None
+        if saved is not None and saved["threshold"] is not None:
+            threshold, informative, cal = saved["threshold"], saved["informative"], saved["calibration"]
+        elif eligible:
+            threshold, informative, cal = _calibrate_gap(run, eligible, {r["id"]: r for r in rows})
+            incremental.save_calibration(run.wd, settings, threshold, informative, cal)
+        else:  # nothing to calibrate on
+            threshold, informative, cal = cfg.gap_threshold, True, None
+        _gap_rows(run, todo, threshold, informative, {r["id"]: r for r in rows}, {p["id"]: p for p in pairs})
+        run.wd.mark_done(stage, inputs, {"threshold": threshold, "calibration": cal,
                                          "informative": informative, "signal": cfg.gap_signal})
+        run.count(stage, len(eligible) - len(todo), len(todo))
     run.timed("gap", t)
     return {g["cluster_id"]: g for g in run.wd.read(stage)}
 
 
+def _gap_scorer(run: _Run):
+    return run.likelihood_scorer if run.config.gap_signal == "likelihood" else run.scorer
+
+
+def _calibrate_gap(run: _Run, eligible, by_id) -> tuple[float | None, bool, dict[str, Any] | None]:
+    """The gap threshold (configured, or calibrated on the eligible clusters' logs) and whether it decides."""
+    from uno_graph.gap import calibrate, calibrate_likelihood
+
+    cfg = run.config
+    if cfg.gap_threshold is not None:
+        return cfg.gap_threshold, True, None
+    scorer = _gap_scorer(run)
+    members = [by_id[m] for c in eligible for m in c["members"]]
+    if cfg.gap_signal == "likelihood":
+        cal = calibrate_likelihood(scorer, [{"prompt": r["prompt"], "answer": r["answer"]} for r in members])
+        informative = cal.auc >= cfg.min_gap_auc
+    else:
+        cal = calibrate(scorer, [r["query"] for r in members])
+        informative = cal.separation >= cfg.min_gap_separation
+    if not informative:
+        log.warning("the gap scorer cannot order its calibration anchors (%s): the gap test decides nothing, "
+                    "every cluster tries an Expert first", cal.to_dict())
+    return cal.threshold, informative, cal.to_dict()
+
+
+def _gap_rows(run: _Run, todo, threshold: float, informative: bool, by_id, pair_by_id) -> None:
+    """Measure the gap of each cluster in `todo` and append its row."""
+    from uno_graph.gap import cluster_gap, cluster_likelihood_gap
+
+    cfg = run.config
+    likelihood = cfg.gap_signal == "likelihood"
+    scorer = _gap_scorer(run) if todo else None
+    with run.wd.append("gap") as out:
+        for c in tqdm(todo, desc="gap", unit="cluster", disable=not run.progress):
+            if likelihood:
+                stats = cluster_likelihood_gap(scorer, [pair_by_id[m] for m in c["members"] if m in pair_by_id])
+                value = stats["gap"]
+            else:
+                stats = cluster_gap(scorer, [by_id[m] for m in c["members"]])
+                value = stats["min_novelty"]
+            high_gap = bool(stats["scored_logs"]) and value >= threshold
+            decision = "critic" if high_gap and informative else "expert"
+            out.write({"cluster_id": c["id"], "signal": cfg.gap_signal, "value": round(value, 4),
+                       **{k: round(v, 4) if isinstance(v, float) else v for k, v in stats.items()},
+                       "threshold": round(threshold, 4), "decision": decision, "informative": informative,
+                       "data_hash": run.data_hashes[c["id"]]})
+
+
 def _train(run: _Run, clusters, gaps, pairs, rows, store) -> dict[str, dict[str, Any]]:
-    """Per eligible cluster: Expert (verified) for low gap, else — or if the Expert fails — a Critic."""
+    """Per eligible cluster: Expert (verified) for low gap, else — or if the Expert fails — a Critic.
+
+    Keyed by cluster id + data hash + gap decision: an unchanged cluster keeps its result and adapter."""
     stage = "train"
     cfg = run.config
+    # at the default share, work directories trained before the cap existed stay finished (same fingerprint)
+    share = () if cfg.max_user_share == UnoConfig.max_user_share else (cfg.max_user_share,)
     inputs = fingerprint(run.wd.output_fingerprint("gap"), run.wd.output_fingerprint("pairs"),
                          cfg.lora, cfg.train, cfg.win_rate_threshold, cfg.bleu_threshold, cfg.val_folds,
                          cfg.min_win_lower_bound, cfg.win_confidence, cfg.min_judgeable,
                          cfg.answer_budget, cfg.budget_margin, cfg.max_new_tokens, cfg.val_every,
-                         cfg.expert_objective, type(run._judge).__name__, cfg.min_want_auc)
-    run.wd.begin(stage, inputs)
+                         cfg.expert_objective, type(run._judge).__name__, cfg.min_want_auc, *share)
+    settings = fingerprint(stage, cfg.base_model, cfg.lora, cfg.train, cfg.win_rate_threshold, cfg.bleu_threshold,
+                           cfg.val_folds, cfg.min_win_lower_bound, cfg.win_confidence, cfg.min_judgeable,
+                           cfg.answer_budget, cfg.budget_margin, cfg.max_new_tokens, cfg.val_every,
+                           cfg.expert_objective, type(run._judge).__name__, cfg.min_want_auc, cfg.max_user_share)
+    eligible = [c for c in clusters if c["eligible"]]
+    keys = {c["id"]: fingerprint(run.data_hashes[c["id"]], gaps[c["id"]]["decision"]) for c in eligible}
+    incremental.begin_keyed(run.wd, stage, inputs, settings, keys, id_field="cluster_id")
     done = {r["cluster_id"]: r for r in run.wd.read(stage)}
     pair_by_id = {p["id"]: p for p in pairs}
     row_by_id = {r["id"]: r for r in rows}
-    todo = [c for c in clusters if c["eligible"] and c["id"] not in done]
+    todo = [c for c in eligible if c["id"] not in done]
     with run.wd.append(stage) as out:
         for c in tqdm(todo, desc="train", unit="cluster", disable=not run.progress):
             t = time.perf_counter()
             result = _train_cluster(run, c, gaps[c["id"]]["decision"], pair_by_id, row_by_id)
             result["seconds"] = round(time.perf_counter() - t, 1)
+            result["data_hash"] = run.data_hashes[c["id"]]
             out.write(result)
             shutil.rmtree(run.wd.root / "tmp" / c["id"], ignore_errors=True)  # fold and epoch adapters
-            done[c["id"]] = result
+            done[c["id"]] = {**result, "trained_in_run": True}
             run.timed("train", t)
             _apply_route(store, result)
     for result in done.values():  # the table follows what is published (also after a resumed run)
         _apply_route(store, result)
     shutil.rmtree(run.wd.root / "tmp", ignore_errors=True)
     run.wd.mark_done(stage, inputs, {"clusters": len(done)})
+    run.count(stage, len(eligible) - len(todo), len(todo))
     return done
 
 
@@ -386,12 +512,21 @@ def _apply_route(store, result: dict[str, Any]) -> None:
 
 def _train_cluster(run: _Run, cluster, decision: str, pair_by_id, row_by_id) -> dict[str, Any]:
     """Validate the Expert and Critic paths on held-out folds (the gap test's choice first) and
-    publish the adapter of the first path that beats base; else the cluster is served by base."""
+    publish the adapter of the first path that beats base; else the cluster is served by base.
+
+    No user keeps more than `max_user_share` of the cluster's training examples (`scope.py`). An
+    adapter served before this run is replaced only by a path at least as good on validation
+    (`promotion.py`); a path that is not promoted is neither trained on all the data nor published."""
+    from uno_graph import promotion
     from uno_graph.adapters.validate import ClusterData, PathValidator
+    from uno_graph.scope import cap_user_share
 
     cfg = run.config
-    data = ClusterData(pairs=[pair_by_id[i] for i in cluster["members"] if i in pair_by_id and pair_by_id[i]["chosen"]],
-                       rows=[row_by_id[i] for i in cluster["members"] if i in row_by_id])
+    capped = cap_user_share([pair_by_id[i] for i in cluster["members"] if i in pair_by_id and pair_by_id[i]["chosen"]],
+                            cfg.max_user_share)
+    members = [i for i in cluster["members"] if i not in capped]
+    data = ClusterData(pairs=[pair_by_id[i] for i in members if i in pair_by_id and pair_by_id[i]["chosen"]],
+                       rows=[row_by_id[i] for i in members if i in row_by_id])
     validator = PathValidator(run.serving, run._judge, lambda *a: _fit(run, cluster["id"], *a),
                               folds=cfg.val_folds, seed=cfg.train.seed, win_rate_threshold=cfg.win_rate_threshold,
                               min_win_lower_bound=cfg.min_win_lower_bound, confidence=cfg.win_confidence,
@@ -407,11 +542,19 @@ def _train_cluster(run: _Run, cluster, decision: str, pair_by_id, row_by_id) -> 
     route, verdicts = validator.choose(cluster["id"], data, decision, budget)
     result: dict[str, Any] = {"cluster_id": cluster["id"], "decision": decision, "route": route,
                               "max_new_tokens": budget if route == "expert" else None,
-                              **{v.role: v.to_dict() for v in verdicts}}
+                              **{v.role: v.to_dict() for v in verdicts}, "capped": len(capped)}
+    served = promotion.served_adapter(run.wd.root, run.served_before.get(cluster["id"]), cluster["members"],
+                                      run.forgotten)
     if route == "base":
         result["reason"] = "served by base: " + "; ".join(f"{v.role} {v.reason}" for v in verdicts)
+        if served is not None:  # nothing retrained beat base: the served adapter stays
+            promotion.keep_served(result, served, "retrained: " + result["reason"])
         return result
     won = next(v for v in verdicts if v.role == route)
+    if served is not None and not promotion.at_least_as_good(won.win_rate, won.lower_bound, served):
+        result["candidate"] = {"route": route, "win_rate": won.win_rate, "lower_bound": won.lower_bound}
+        return promotion.keep_served(result, served, f"the retrained {route} validated at win rate {won.win_rate:.2f}, "
+                                                     f"lower bound {won.lower_bound:.2f}: not at least as good")
     if route == "expert":
         examples, objective, stop = data.expert_examples(), cfg.expert_objective, won.epoch
     else:
@@ -419,9 +562,10 @@ def _train_cluster(run: _Run, cluster, decision: str, pair_by_id, row_by_id) -> 
     trained = _fit(run, cluster["id"], route, objective, examples, "final", stop)
     metrics = {"win_rate": won.win_rate, "lower_bound": won.lower_bound, "n_val": won.n_val, "epoch": won.epoch,
                "final_loss": trained.final_loss, "train_seconds": trained.train_seconds}
-    adapter = _publish(run, cluster["id"], route, objective, examples, trained.epoch_dirs[-1], metrics)
+    adapter = _publish(run, cluster["id"], route, objective, examples, trained.epoch_dirs[-1], metrics,
+                       max_new_tokens=result["max_new_tokens"])
     result.update(adapter=adapter, win_rate=won.win_rate, lower_bound=won.lower_bound,
-                  reason=f"{route}: {won.reason}")
+                  reason=f"{route}: {won.reason}", promotion="promoted" if served is not None else "first")
     return result
 
 
@@ -437,12 +581,16 @@ def _fit(run: _Run, cluster_id: str, role: str, objective: str, examples, tag: s
                          stop_after_epoch=stop_after_epoch)
 
 
-def _publish(run: _Run, cluster_id: str, role: str, objective: str, examples, source: Path, metrics) -> str:
-    from uno_graph.adapters.registry import publish_adapter
+def _publish(run: _Run, cluster_id: str, role: str, objective: str, examples, source: Path, metrics, *,
+             max_new_tokens: int | None = None) -> str:
+    """Publish the next version of (cluster, role) and make it the served one; its manifest lists the
+    log ids it learned from (`log_ids`) and the Expert's answer budget (`max_new_tokens`)."""
+    from uno_graph.adapters.versions import publish_version
 
     manifest = {"role": role, "cluster_id": cluster_id, "base_model": run.config.base_model,
                 "objective": objective, "lora": run.config.to_dict()["lora"], "train": run.config.to_dict()["train"],
                 "data_hash": fingerprint([(e.id, e.chosen, e.rejected) for e in examples]),
-                "n_examples": len(examples), "metrics": metrics}
-    path = publish_adapter(run.wd.adapters, cluster_id, role, source, manifest)
+                "n_examples": len(examples), "log_ids": sorted({e.id for e in examples if e.id}),
+                "max_new_tokens": max_new_tokens, "metrics": metrics}
+    path = publish_version(run.wd.adapters, cluster_id, role, source, manifest)
     return str(Path(path).relative_to(run.wd.root))

@@ -73,6 +73,7 @@ class UnoStore:
 
     def __init__(self, client) -> None:
         self.client = client
+        self.path: Path | None = None  # the directory of an embedded store (`persistent`)
         self.clusters = client.get_or_create_collection(CLUSTERS, metadata=_SPACE, embedding_function=None)
         self.rules = client.get_or_create_collection(RULES, metadata=_SPACE, embedding_function=None)
 
@@ -82,7 +83,9 @@ class UnoStore:
         import chromadb
 
         Path(path).mkdir(parents=True, exist_ok=True)
-        return cls(chromadb.PersistentClient(path=str(path), settings=_settings()))
+        store = cls(chromadb.PersistentClient(path=str(path), settings=_settings()))
+        store.path = Path(path)
+        return store
 
     @classmethod
     def http(cls, host: str = "127.0.0.1", port: int = 8000) -> UnoStore:
@@ -185,6 +188,54 @@ class UnoStore:
         self.rules.upsert(ids=[r["id"] for r in rows], embeddings=np.asarray(vectors, dtype=np.float32).tolist(),
                           documents=[r["rule"] for r in rows],
                           metadatas=[{k: r[k] for k in ("cluster_id", "log_id", "user_id") if r.get(k) is not None} for r in rows])
+
+    def prune_rules(self, keep: set[str]) -> int:
+        """Delete every rule row whose id is not in `keep` (logs gone from their cluster); returns how many."""
+        stale = [i for i in self.rules.get(include=[])["ids"] if i not in keep]
+        batch = self.client.get_max_batch_size()
+        for start in range(0, len(stale), batch):
+            self.rules.delete(ids=stale[start:start + batch])
+        return len(stale)
+
+    def rule_log_ids(self, *, user_id: str) -> set[str]:
+        """The log ids of a user's rule rows."""
+        got = self.rules.get(where={"user_id": user_id}, include=["metadatas"])
+        return {str(m["log_id"]) for m in got["metadatas"] if m and m.get("log_id") is not None}
+
+    def forget_rules(self, *, user_id: str | None = None, log_ids: set[str] | frozenset[str] = frozenset()) -> int:
+        """Delete the rule rows of a user and of `log_ids`, then rebuild the rules collection from the
+        rows that remain, so the deleted text also leaves Chroma's write-ahead log (a plain delete
+        leaves it there). Returns how many rows were deleted. Serving processes reading rules (the
+        rules-in-context baseline, `inspect`) need a new `UnoStore` afterwards."""
+        got = self.rules.get(include=["embeddings", "metadatas", "documents"])
+        gone = [k for k, m in enumerate(got["metadatas"]) if m and (
+            (user_id is not None and m.get("user_id") == user_id) or m.get("log_id") in log_ids)]
+        if not gone:
+            return 0
+        keep = [k for k in range(len(got["ids"])) if k not in set(gone)]
+        self.client.delete_collection(RULES)
+        self.rules = self.client.get_or_create_collection(RULES, metadata=_SPACE, embedding_function=None)
+        batch = self.client.get_max_batch_size()
+        for start in range(0, len(keep), batch):
+            part = keep[start:start + batch]
+            self.rules.upsert(ids=[got["ids"][k] for k in part],
+                              embeddings=np.asarray([got["embeddings"][k] for k in part], dtype=np.float32).tolist(),
+                              documents=[got["documents"][k] for k in part],
+                              metadatas=[dict(got["metadatas"][k]) for k in part])
+        return len(gone)
+
+    def compact(self) -> None:
+        """Rewrite an embedded store's SQLite file (VACUUM) so deleted rows leave no trace in free pages;
+        a server's store (`chroma run`) is compacted with `chroma vacuum` on its host."""
+        if self.path is None:
+            return
+        import sqlite3
+
+        con = sqlite3.connect(self.path / "chroma.sqlite3", timeout=30)
+        try:
+            con.execute("VACUUM")
+        finally:
+            con.close()
 
     def rules_for(self, cluster_id: str) -> list[str]:
         got = self.rules.get(where={"cluster_id": cluster_id}, include=["documents"])

@@ -11,7 +11,8 @@ and a `manifest.json`, written last, that records what produced it and the sha25
 starting with "." are never adapters), fsyncs it, then renames it into place; an old version is
 renamed aside first and deleted afterwards. A reader sees the old adapter, the new one, or (for
 the instant between the two renames) none — never a partial one. One writer at a time is assumed
-(the `learn` pipeline).
+(the `learn` pipeline). With `version=N` the target is `<cluster_id>/<role>/v<N>/` instead: `learn`
+keeps every published version and names the served one (`adapters/versions.py`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import os
 import shutil
 import tempfile
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -109,19 +111,25 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
-def publish_adapter(adapters_root: Path, cluster_id: str, role: str, source_dir: Path, manifest: dict) -> Path:
-    """Copy the PEFT adapter in `source_dir` to `<adapters_root>/<cluster_id>/<role>/` atomically.
+def publish_adapter(adapters_root: Path, cluster_id: str, role: str, source_dir: Path, manifest: dict, *,
+                    version: int | None = None) -> Path:
+    """Copy the PEFT adapter in `source_dir` to `<adapters_root>/<cluster_id>/<role>/` atomically
+    (to `.../<role>/v<version>/` when `version` is given).
 
     `manifest` is completed with role, cluster_id, version, created and the files' sha256, and
     written last. Returns the published directory.
     """
     target = adapter_path(adapters_root, cluster_id, role)
+    if version is not None:
+        if int(version) < 1:
+            raise ConfigError(f"adapter version {version!r} is invalid; expected an integer >= 1")
+        target = target / f"v{int(version)}"
     source_dir = Path(source_dir)
     if not (source_dir / ADAPTER_CONFIG).is_file():
         raise ArtifactError(f"cannot publish {source_dir}: no {ADAPTER_CONFIG} there (not a saved PEFT adapter)")
     parent = target.parent
     parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=parent, prefix=f".{role}.tmp-"))
+    tmp = Path(tempfile.mkdtemp(dir=parent, prefix=f".{target.name}.tmp-"))
     old: Path | None = None
     try:
         files: dict[str, str] = {}
@@ -145,7 +153,7 @@ def publish_adapter(adapters_root: Path, cluster_id: str, role: str, source_dir:
             os.fsync(fh.fileno())
         _fsync(tmp)
         if target.exists():
-            old = parent / f".{role}.old-{uuid.uuid4().hex[:8]}"
+            old = parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
             os.rename(target, old)
         try:
             os.rename(tmp, target)
@@ -160,7 +168,54 @@ def publish_adapter(adapters_root: Path, cluster_id: str, role: str, source_dir:
         raise
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+    _run_publish_hooks(target, full)
     return target
+
+
+# -- publish hooks: work to do once an adapter is in place (e.g. its GGUF for the llama.cpp engine) ----
+
+PublishHook = Callable[[Path, dict[str, Any]], Any]
+_PUBLISH_HOOKS: list[PublishHook] = []
+
+
+def register_publish_hook(hook: PublishHook) -> Callable[[], None]:
+    """Call `hook(adapter_dir, manifest)` after every `publish_adapter`; returns a function that removes it.
+
+    A hook that raises is logged and never fails the publish (the adapter is already in place).
+    """
+    _PUBLISH_HOOKS.append(hook)
+
+    def remove() -> None:
+        if hook in _PUBLISH_HOOKS:
+            _PUBLISH_HOOKS.remove(hook)
+
+    return remove
+
+
+def _run_publish_hooks(target: Path, manifest: dict[str, Any]) -> None:
+    for hook in list(_PUBLISH_HOOKS):
+        try:
+            hook(target, manifest)
+        except Exception as exc:  # noqa: BLE001 - the adapter is published; a hook only prepares extras
+            log.warning("after publishing %s, hook %s failed: %s", target, getattr(hook, "__name__", hook), exc)
+
+
+def gguf_on_publish(adapter_dir: Path, manifest: dict[str, Any]) -> Path | None:
+    """Default hook: convert the adapter to a GGUF LoRA for the llama.cpp engine (cached by content hash
+    in `<cache>/lora-gguf/`, see `uno_graph.engines.gguf_lora`), so `backend="llamacpp"` starts without
+    converting. Off with `UNO_GRAPH_GGUF_ON_PUBLISH=0`; skipped when the base model is not found locally."""
+    if os.environ.get("UNO_GRAPH_GGUF_ON_PUBLISH", "1") == "0":
+        return None
+    from uno_graph.engines.gguf_lora import convert_on_publish
+
+    try:
+        return convert_on_publish(adapter_dir, manifest)
+    except (ArtifactError, ConfigError) as exc:  # not a LoRA llama.cpp can take (DoRA, other modules, ...)
+        log.debug("not converting %s to GGUF: %s", adapter_dir, exc)
+        return None
+
+
+register_publish_hook(gguf_on_publish)
 
 
 def load_manifest(path: Path) -> dict[str, Any]:
@@ -216,19 +271,23 @@ def validate_adapter(path: Path, base_model_id: str) -> dict[str, Any]:
 def list_adapters(adapters_root: Path) -> list[dict[str, Any]]:
     """Manifests of every published adapter (sorted by cluster, role), each with its `path` added.
 
-    Hidden entries (temp and old versions from `publish_adapter`, names starting with ".") are
-    skipped, as are directories without a readable manifest.
+    Of a role with versions (`adapters/versions.py`), the served version is listed. Hidden entries
+    (temp and old versions from `publish_adapter`, names starting with ".") are skipped, as are
+    directories without a readable manifest.
     """
+    from uno_graph.adapters.versions import served_dir
+
     root = Path(adapters_root)
     if not root.is_dir():
         return []
     found = []
     for cluster in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
         for role_dir in sorted(p for p in cluster.iterdir() if p.is_dir() and not p.name.startswith(".")):
+            path = served_dir(role_dir) or role_dir
             try:
-                manifest = load_manifest(role_dir)
+                manifest = load_manifest(path)
             except ArtifactError as exc:
                 log.warning("skipping %s: %s", role_dir, exc)
                 continue
-            found.append({**manifest, "path": str(role_dir)})
+            found.append({**manifest, "path": str(path)})
     return found

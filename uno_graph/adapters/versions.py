@@ -1,0 +1,92 @@
+"""Versions of a cluster's adapters: ``adapters/<cluster>/<role>/v<N>/``, and which one is served.
+
+Rules:
+
+* Every publish of (cluster, role) adds ``v<N>`` (N = the highest so far + 1, from 1) with
+  `registry.publish_adapter` (atomic, manifest last) and never touches earlier versions.
+* ``<role>/served.json`` names the version of that role currently served; it is written (atomically)
+  when a version is promoted or rolled back to. The Chroma cluster table is what the graph routes by:
+  its row points at the served version's directory (``adapters/<cluster>/<role>/v<N>``).
+  `registry.list_adapters` (the OpenAI-compatible server, `UnoChatModel.from_workdir`, `inspect`)
+  lists each role's served version.
+* A work directory from before versions holds the adapter in the role directory itself; it counts as
+  version 0, stays where it is and loads as before.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from uno_graph.adapters.registry import MANIFEST, adapter_path, publish_adapter
+from uno_graph.workdir import atomic_write_text
+
+SERVED = "served.json"
+_VERSION = re.compile(r"^v(\d+)$")
+
+
+def version_dirs(role_dir: Path) -> dict[int, Path]:
+    """Every version of a role directory by number (0 = an unversioned adapter in the directory itself)."""
+    role_dir = Path(role_dir)
+    found: dict[int, Path] = {}
+    if (role_dir / MANIFEST).is_file():
+        found[0] = role_dir
+    if role_dir.is_dir():
+        for child in role_dir.iterdir():
+            match = _VERSION.match(child.name)
+            if match and child.is_dir() and (child / MANIFEST).is_file():
+                found[int(match.group(1))] = child
+    return dict(sorted(found.items()))
+
+
+def version_of(path: Path, role_dir: Path) -> int | None:
+    """The version number of an adapter directory inside `role_dir` (None if it is not one)."""
+    path, role_dir = Path(path), Path(role_dir)
+    if path == role_dir:
+        return 0
+    match = _VERSION.match(path.name)
+    return int(match.group(1)) if match and path.parent == role_dir else None
+
+
+def served_version(role_dir: Path) -> int | None:
+    """The version `served.json` names; without it the unversioned adapter (0), else the highest."""
+    role_dir = Path(role_dir)
+    versions = version_dirs(role_dir)
+    try:
+        named = int(json.loads((role_dir / SERVED).read_text(encoding="utf-8"))["version"])
+    except (OSError, ValueError, KeyError, TypeError):
+        named = None
+    if named is not None and named in versions:
+        return named
+    if 0 in versions:
+        return 0
+    return max(versions) if versions else None
+
+
+def served_dir(role_dir: Path) -> Path | None:
+    """The directory of the served version of a role (see `served_version`)."""
+    version = served_version(role_dir)
+    return None if version is None else version_dirs(role_dir)[version]
+
+
+def set_served(role_dir: Path, version: int, why: str) -> None:
+    """Name the served version of a role (atomically)."""
+    payload = {"version": version, "why": why, "at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    atomic_write_text(Path(role_dir) / SERVED, json.dumps(payload, indent=2) + "\n")
+
+
+def publish_version(adapters_root: Path, cluster_id: str, role: str, source_dir: Path,
+                    manifest: dict[str, Any]) -> Path:
+    """Publish `source_dir` as the next version of (cluster, role) and make it the served one.
+
+    The manifest gets `adapter_version`. Returns the version's directory.
+    """
+    role_dir = adapter_path(adapters_root, cluster_id, role)
+    number = max(version_dirs(role_dir), default=0) + 1
+    path = publish_adapter(adapters_root, cluster_id, role, source_dir, {**manifest, "adapter_version": number},
+                           version=number)
+    set_served(role_dir, number, "promoted")
+    return path
