@@ -43,11 +43,12 @@ def _teacher_and_judge(args: argparse.Namespace, base_model: str, max_new_tokens
     elif args.judge == "teacher":
         from uno_graph.verify import LLMJudge
 
-        if teacher is None or teacher == "serving":
+        judge_model = teacher
+        if teacher is None or teacher == "serving":  # the judge's model only: it does not turn on distillation
             from uno_graph.chat_model import UnoChatModel
 
-            teacher = UnoChatModel.from_pretrained(base_model, max_new_tokens=max_new_tokens)
-        judge = LLMJudge(teacher)
+            judge_model = UnoChatModel.from_pretrained(base_model, max_new_tokens=max_new_tokens)
+        judge = LLMJudge(judge_model)
     return teacher, judge
 
 

@@ -62,7 +62,7 @@ class UnoConfig:
     # emails, phone and card numbers, IBANs, IP addresses and secrets in the logs are replaced by
     # placeholders as the logs are read, before any stage output or training target (capture/redact.py)
     redact: bool = True
-    # clustering (cluster.py): Ward on `cluster_on` — "query" (subjects first; wants are then merged by
+    # clustering (cluster.py): Ward on `cluster_on` — "query" (subjects first; small groups then join by
     # their rules) or the paper's "query+rules" ([query ⊕ rule], each half L2-normalised, the
     # concatenation re-normalised) — cut at merge height `cluster_threshold` (the paper's 4.0 was tuned
     # for ~200 logs a dataset; 1.5 on queries, 2.0 on query+rules were chosen on the development sets:
@@ -100,14 +100,14 @@ class UnoConfig:
     min_win_lower_bound: float = 0.5
     win_confidence: float = 0.95
     bleu_threshold: float = 0.05
-    # every judgeable pair is validated once, in val_folds folds (the paper: one 80/20 split, seed 42)
+    # every member (with --judge contrast: every judgeable pair) is validated once, in val_folds folds (the paper: one 80/20 split, seed 42)
     val_folds: int = 2
-    min_judgeable: int = 4  # fewer judgeable pairs than this: nothing to validate on, served by base
+    min_judgeable: int = 4  # fewer endorsed answers (contrast judge: judgeable pairs) than this: served by base
     # the Expert is validated at every val_every-th epoch and the last (each validated epoch costs one
     # generation per held-out log; 3 validates epochs 3 and 6 of the default 6)
     val_every: int = 3
     max_new_tokens: int = 128  # one answer budget for every serving path and the verifier (the reference had two)
-    teacher_max_new_tokens: int = 96  # rules and revisions of the default teacher
+    teacher_max_new_tokens: int = 96  # rules and revisions of a teacher, when one is given
     # reply budget of the verify stage's rubric judge (any teacher): its reply starts with the score
     judge_max_new_tokens: int = 24
     # an Expert's answers get a token budget of budget_margin × the 90th percentile of its cluster's
