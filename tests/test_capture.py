@@ -464,3 +464,15 @@ def test_cli_chat_records_turns_and_inline_feedback(fake_workdir, tmp_path, caps
     assert len(records) == 2 and records[0]["feedback"] == {"rating": -1.0, "edited_response": "Nine minutes."}
     assert records[0]["messages"][-1] == {"role": "user", "content": "too long"}
     assert records[0]["metadata"]["thread_id"].startswith("cli-") and records[0]["user_id"] == "u3"
+
+
+def test_an_answer_text_shared_by_two_logs_links_a_resent_history_to_neither(tmp_path):
+    from langchain_core.messages import AIMessage, HumanMessage
+
+    from uno_graph.capture import Recorder
+
+    rec = Recorder(tmp_path / "events.jsonl")
+    first = rec.record_turn([HumanMessage("Boil an egg?")], AIMessage("Ten minutes."), user_id=None)
+    second = rec.record_turn([HumanMessage("Boil an egg?")], AIMessage("Ten minutes."), user_id=None)
+    assert first and second and first != second
+    assert rec._previous_id(AIMessage("Ten minutes."), None, None) is None  # ambiguous: linked to neither

@@ -92,6 +92,7 @@ def split_turn(messages: Sequence[BaseMessage]) -> tuple[AIMessage | None, list[
 
 
 def _digest(user_id: str | None, text: str) -> str:
+    """Key of an answer's text for a chat UI that resends the history without a thread id."""
     return hashlib.sha256(f"{user_id}\x00{text}".encode()).hexdigest()
 
 
@@ -185,7 +186,11 @@ class Recorder:
             return None
         if thread_id is not None:
             self._threads.put((user_id, thread_id), log_id)
-        self._answers.put(_digest(user_id, text), log_id)
+        key = _digest(user_id, text)
+        known = self._answers.get(key)
+        # the same answer text for two logs of one user (or of two anonymous users): a follow-up could belong to either,
+        # so the text links to neither ("" = ambiguous)
+        self._answers.put(key, "" if known is not None and known != log_id else log_id)
         return log_id
 
     # -- feedback and reading (raise on bad input) -----------------------------------------------
