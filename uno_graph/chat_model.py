@@ -34,7 +34,6 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
-import re
 import threading
 import warnings
 import weakref
@@ -64,7 +63,7 @@ from pydantic import ConfigDict, Field, PrivateAttr, field_validator, model_vali
 from transformers import GenerationConfig, StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
 
 from uno_graph.config import DEFAULT_MODEL
-from uno_graph.engines.base import BACKENDS, GenParams, Row, adapter_key
+from uno_graph.engines.base import BACKENDS, GenParams, Row, adapter_key, free_name
 from uno_graph.errors import AdapterNotFoundError, ArtifactError, ConfigError
 from uno_graph.models import LoadedModel, load_model, quiet_checkpointing_deprecation, resolve_model_path
 
@@ -188,15 +187,8 @@ class _Engine:
             self.slots[internal] = _Slot(key=key, path=path)
             return internal
 
-    def _free_name(self, preferred: str) -> str:
-        base = re.sub(r"[^A-Za-z0-9_-]", "_", preferred) or "adapter"
-        if base == BASE_ADAPTER:
-            base = "adapter"
-        name, n = base, 1
-        while name in self.slots:
-            n += 1
-            name = f"{base}_{n}"
-        return name
+    def _free_name(self, preferred: str) -> str:  # PEFT adapter names are module attributes: no "/" or "."
+        return free_name(preferred, self.slots, allowed="A-Za-z0-9_-", reserved=BASE_ADAPTER)
 
     def _load(self, path: Path, internal: str) -> None:
         from peft import PeftModel

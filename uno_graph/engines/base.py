@@ -8,6 +8,7 @@ engine sees the same prompt tokens). Adapters are referred to by the handle `acq
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -48,6 +49,19 @@ class Row:
     @property
     def output_tokens(self) -> int:
         return self.n_tokens if self.n_tokens is not None else len(self.ids)
+
+
+def free_name(preferred: str, taken, *, allowed: str, reserved: str) -> str:
+    """A handle for a new adapter: `preferred` with characters outside the class `allowed` replaced by
+    "_", never `reserved` (the base model's name), made unique against `taken` with "_2", "_3", ..."""
+    base = re.sub(f"[^{allowed}]", "_", preferred) or "adapter"
+    if base == reserved:
+        base = "adapter"
+    name, n = base, 1
+    while name in taken:
+        n += 1
+        name = f"{base}_{n}"
+    return name
 
 
 def adapter_key(path: Path) -> tuple[str, int, int]:

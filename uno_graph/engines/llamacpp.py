@@ -39,7 +39,6 @@ import ctypes
 import logging
 import os
 import queue
-import re
 import secrets
 import signal
 import threading
@@ -51,7 +50,7 @@ from pathlib import Path
 from typing import Any
 
 from uno_graph.config import DEFAULT_MODEL
-from uno_graph.engines.base import GenParams, Row, adapter_key
+from uno_graph.engines.base import GenParams, Row, adapter_key, free_name
 from uno_graph.engines.gguf_lora import base_model_info, ensure_gguf_lora
 from uno_graph.errors import AdapterNotFoundError, ArtifactError, ConfigError, MissingDependencyError
 
@@ -192,14 +191,7 @@ class LlamaCppEngine:
             return handle
 
     def _free_name(self, preferred: str) -> str:
-        base = re.sub(r"[^A-Za-z0-9_/.-]", "_", preferred) or "adapter"
-        if base == BASE:
-            base = "adapter"
-        name, n = base, 1
-        while name in self.slots:
-            n += 1
-            name = f"{base}_{n}"
-        return name
+        return free_name(preferred, self.slots, allowed="A-Za-z0-9_/.-", reserved=BASE)
 
     def _check_fits(self, lora_file: Path, path: Path) -> None:
         """Each lora_a is (in, r) and each lora_b (r, out) in GGML order, for a base tensor (in, out)."""
