@@ -334,7 +334,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_serve_openai_backend(args: argparse.Namespace) -> int:
     """`serve-openai`, with the work directory's model on `--backend` (llama.cpp serves concurrent
     requests in parallel slots)."""
-    from uno_graph.openai_server import OpenAIServer, cmd_serve_openai
+    from uno_graph.openai_server import OpenAIServer, cmd_serve_openai, serve_until_interrupted
 
     if args.backend == "transformers":
         return cmd_serve_openai(args)
@@ -348,19 +348,7 @@ def cmd_serve_openai_backend(args: argparse.Namespace) -> int:
     except BaseException:
         server.server_close()
         raise
-    if args.watch > 0:
-        server.watch(args.watch)
-    names = [m["id"] for m in server.models_payload()["data"]]
-    print(f"serving {names} at {server.url} with {args.backend} (Ctrl-C stops)", flush=True)
-    if args.record:
-        print(f"recording completions to {args.record}; feedback: POST {server.url}/feedback", flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.close()
-    return 0
+    return serve_until_interrupted(server, watch_s=args.watch, record=args.record, label=f" with {args.backend}")
 
 
 def cmd_baseline(args: argparse.Namespace) -> int:

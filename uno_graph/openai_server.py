@@ -482,12 +482,17 @@ def cmd_serve_openai(args: argparse.Namespace) -> int:
     server = OpenAIServer.from_workdir(args.workdir, host=args.host, port=args.port,
                                        served_model_name=args.served_model_name, max_new_tokens=args.max_new_tokens,
                                        recorder=args.record)
-    if args.watch > 0:
-        server.watch(args.watch)
+    return serve_until_interrupted(server, watch_s=args.watch, record=args.record)
+
+
+def serve_until_interrupted(server: OpenAIServer, *, watch_s: float, record: str | None, label: str = "") -> int:
+    """Watch for new adapters every `watch_s` seconds (0: never), say what is served, serve until Ctrl-C."""
+    if watch_s > 0:
+        server.watch(watch_s)
     names = [m["id"] for m in server.models_payload()["data"]]
-    print(f"serving {names} at {server.url} (Ctrl-C stops)", flush=True)
-    if args.record:
-        print(f"recording completions to {args.record}; feedback: POST {server.url}/feedback", flush=True)
+    print(f"serving {names} at {server.url}{label} (Ctrl-C stops)", flush=True)
+    if record:
+        print(f"recording completions to {record}; feedback: POST {server.url}/feedback", flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
