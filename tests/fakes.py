@@ -89,3 +89,17 @@ def make_lora(model_dir, out, seed: int):
     config = LoraConfig(r=4, lora_alpha=16, target_modules=["q_proj", "v_proj", "o_proj"], init_lora_weights=False)
     get_peft_model(model, config).save_pretrained(out)
     return out
+
+
+def keyword_router(chroma_dir):
+    """A router over three clusters keyed by a word: "egg" → Expert, "paris" → Critic, "train" → base."""
+    from uno_graph.config import UnoConfig
+    from uno_graph.router import Router
+    from uno_graph.store import UnoStore
+
+    store = UnoStore.persistent(chroma_dir)
+    emb = KeywordEmbedder()
+    store.put_cluster("c-egg", emb.encode(["egg"])[0], {"size": 5, "radius": 0.1, "route": "expert", "adapter": "adapters/c-egg/expert"})
+    store.put_cluster("c-paris", emb.encode(["paris"])[0], {"size": 5, "radius": 0.1, "route": "critic", "adapter": "adapters/c-paris/critic"})
+    store.put_cluster("c-train", emb.encode(["train"])[0], {"size": 5, "radius": 0.1, "route": "base", "adapter": ""})
+    return Router(store, emb, UnoConfig())

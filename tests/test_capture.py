@@ -16,13 +16,12 @@ from langchain_core.messages import AIMessage
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.store.memory import InMemoryStore
 
-from tests.fakes import AdapterEcho, KeywordEmbedder
+from tests.fakes import AdapterEcho, KeywordEmbedder, keyword_router
 from uno_graph.capture import (BaseStoreLogStore, FeedbackError, JsonlLogStore, Recorder, UnknownLogError, export,
                                feedback)
 from uno_graph.config import UnoConfig
 from uno_graph.graph import build_graph
 from uno_graph.logs import read_logs
-from uno_graph.router import Router
 from uno_graph.state import UnoContext
 from uno_graph.store import UnoStore
 
@@ -31,12 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture()
 def router(tmp_path):
-    store = UnoStore.persistent(tmp_path / "chroma")
-    emb = KeywordEmbedder()
-    store.put_cluster("c-egg", emb.encode(["egg"])[0], {"size": 5, "radius": 0.1, "route": "expert", "adapter": "adapters/c-egg/expert"})
-    store.put_cluster("c-paris", emb.encode(["paris"])[0], {"size": 5, "radius": 0.1, "route": "critic", "adapter": "adapters/c-paris/critic"})
-    store.put_cluster("c-train", emb.encode(["train"])[0], {"size": 5, "radius": 0.1, "route": "base", "adapter": ""})
-    return Router(store, emb, UnoConfig())
+    return keyword_router(tmp_path / "chroma")
 
 
 @pytest.fixture()

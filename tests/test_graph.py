@@ -4,23 +4,15 @@ import numpy as np
 import pytest
 from langgraph.graph import START, MessagesState, StateGraph
 
-from tests.fakes import AdapterEcho, KeywordEmbedder
-from uno_graph.config import UnoConfig
+from tests.fakes import AdapterEcho, keyword_router
 from uno_graph.errors import ConfigError
 from uno_graph.graph import build_graph
-from uno_graph.router import Router
 from uno_graph.state import UnoContext
-from uno_graph.store import UnoStore
 
 
 @pytest.fixture()
 def router(tmp_path):
-    store = UnoStore.persistent(tmp_path / "chroma")
-    emb = KeywordEmbedder()
-    store.put_cluster("c-egg", emb.encode(["egg"])[0], {"size": 5, "radius": 0.1, "route": "expert", "adapter": "adapters/c-egg/expert"})
-    store.put_cluster("c-paris", emb.encode(["paris"])[0], {"size": 5, "radius": 0.1, "route": "critic", "adapter": "adapters/c-paris/critic"})
-    store.put_cluster("c-train", emb.encode(["train"])[0], {"size": 5, "radius": 0.1, "route": "base", "adapter": ""})
-    return Router(store, emb, UnoConfig())
+    return keyword_router(tmp_path / "chroma")
 
 
 def _ask(graph, text, **kw):

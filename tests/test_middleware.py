@@ -10,22 +10,14 @@ from langchain.agents import create_agent  # noqa: E402
 from langchain.agents.middleware import ModelRequest, ModelResponse  # noqa: E402
 from langchain_core.messages import AIMessage, HumanMessage  # noqa: E402
 
-from tests.fakes import AdapterEcho, KeywordEmbedder  # noqa: E402
-from uno_graph.config import UnoConfig  # noqa: E402
+from tests.fakes import AdapterEcho, keyword_router  # noqa: E402
 from uno_graph.errors import ConfigError  # noqa: E402
 from uno_graph.middleware import UnoMiddleware  # noqa: E402
-from uno_graph.router import Router  # noqa: E402
-from uno_graph.store import UnoStore  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def router(tmp_path_factory):
-    store = UnoStore.persistent(tmp_path_factory.mktemp("mw") / "chroma")
-    emb = KeywordEmbedder()
-    store.put_cluster("c-egg", emb.encode(["egg"])[0], {"size": 5, "radius": 0.1, "route": "expert", "adapter": "adapters/c-egg/expert"})
-    store.put_cluster("c-paris", emb.encode(["paris"])[0], {"size": 5, "radius": 0.1, "route": "critic", "adapter": "adapters/c-paris/critic"})
-    store.put_cluster("c-train", emb.encode(["train"])[0], {"size": 5, "radius": 0.1, "route": "base", "adapter": ""})
-    return Router(store, emb, UnoConfig())
+    return keyword_router(tmp_path_factory.mktemp("mw") / "chroma")
 
 
 def _agent(router, mode="uno"):
