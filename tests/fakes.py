@@ -103,3 +103,17 @@ def keyword_router(chroma_dir):
     store.put_cluster("c-paris", emb.encode(["paris"])[0], {"size": 5, "radius": 0.1, "route": "critic", "adapter": "adapters/c-paris/critic"})
     store.put_cluster("c-train", emb.encode(["train"])[0], {"size": 5, "radius": 0.1, "route": "base", "adapter": ""})
     return Router(store, emb, UnoConfig())
+
+
+class FakeAdapterSlots:
+    """The adapter bookkeeping a validator needs from a serving model: which (fake) adapter path each name
+    points at. Subclasses answer in `generate_batch` by the path of the adapter asked for."""
+
+    def __init__(self):
+        self.loaded = {}
+
+    def load_adapter(self, name, path):
+        self.loaded[name] = str(path)
+
+    def unload_adapter(self, name):
+        self.loaded.pop(name)

@@ -4,6 +4,7 @@ from pathlib import Path
 
 from langchain_core.messages import AIMessage
 
+from tests.fakes import FakeAdapterSlots
 from uno_graph import prompts
 from uno_graph.adapters.train import TrainResult
 from uno_graph.adapters.validate import ClusterData, PathValidator, make_folds, pick_epoch
@@ -84,18 +85,9 @@ def test_epoch_choice_prefers_the_lower_bound_then_earliest():
 # -- every outcome of a cluster, with a fake model and a fake trainer ---------------------------------
 
 
-class FakeModel:
+class FakeModel(FakeAdapterSlots):
     """Answers by which (fake) adapter is active: 'good' experts give the edit, 'echo' experts echo the question;
     a 'good' critic writes a critique the fake base model follows when revising."""
-
-    def __init__(self):
-        self.loaded = {}
-
-    def load_adapter(self, name, path):
-        self.loaded[name] = str(path)
-
-    def unload_adapter(self, name):
-        self.loaded.pop(name)
 
     def generate_batch(self, conversations, adapters=None):
         out = []

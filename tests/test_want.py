@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tests.fakes import FakeAdapterSlots
 from uno_graph import prompts
 from uno_graph.adapters.train import TrainResult
 from uno_graph.adapters.validate import ClusterData, PathValidator
@@ -63,17 +64,8 @@ def test_a_judge_fitted_on_one_label_only_calls_every_answer_a_tie():
 
 # -- the validator with the learned judge ------------------------------------------------------------
 
-class ListModel:
+class ListModel(FakeAdapterSlots):
     """Serving model stand-in: base answers in prose; an adapter path containing 'good' answers in bullets."""
-
-    def __init__(self):
-        self.loaded = {}
-
-    def load_adapter(self, name, path):
-        self.loaded[name] = str(path)
-
-    def unload_adapter(self, name):
-        self.loaded.pop(name)
 
     def generate_batch(self, conversations, adapters=None, **_):
         from langchain_core.messages import AIMessage
