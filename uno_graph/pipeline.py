@@ -467,17 +467,11 @@ def _train(run: _Run, clusters, gaps, pairs, rows, store) -> dict[str, dict[str,
     Keyed by cluster id + data hash + gap decision: an unchanged cluster keeps its result and adapter."""
     stage = "train"
     cfg = run.config
-    # at the default share, work directories trained before the cap existed stay finished (same fingerprint)
-    share = () if cfg.max_user_share == UnoConfig.max_user_share else (cfg.max_user_share,)
-    inputs = fingerprint(run.wd.output_fingerprint("gap"), run.wd.output_fingerprint("pairs"),
-                         cfg.lora, cfg.train, cfg.win_rate_threshold, cfg.bleu_threshold, cfg.val_folds,
-                         cfg.min_win_lower_bound, cfg.win_confidence, cfg.min_judgeable,
-                         cfg.answer_budget, cfg.budget_margin, cfg.max_new_tokens, cfg.val_every,
-                         cfg.expert_objective, type(run._judge).__name__, cfg.min_want_auc, *share)
-    settings = fingerprint(stage, cfg.base_model, cfg.lora, cfg.train, cfg.win_rate_threshold, cfg.bleu_threshold,
-                           cfg.val_folds, cfg.min_win_lower_bound, cfg.win_confidence, cfg.min_judgeable,
-                           cfg.answer_budget, cfg.budget_margin, cfg.max_new_tokens, cfg.val_every,
-                           cfg.expert_objective, type(run._judge).__name__, cfg.min_want_auc, cfg.max_user_share)
+    knobs = (cfg.lora, cfg.train, cfg.win_rate_threshold, cfg.bleu_threshold, cfg.val_folds, cfg.min_win_lower_bound,
+             cfg.win_confidence, cfg.min_judgeable, cfg.answer_budget, cfg.budget_margin, cfg.max_new_tokens,
+             cfg.val_every, cfg.expert_objective, type(run._judge).__name__, cfg.min_want_auc, cfg.max_user_share)
+    inputs = fingerprint(run.wd.output_fingerprint("gap"), run.wd.output_fingerprint("pairs"), *knobs)
+    settings = fingerprint(stage, cfg.base_model, *knobs)
     eligible = [c for c in clusters if c["eligible"]]
     keys = {c["id"]: fingerprint(run.data_hashes[c["id"]], gaps[c["id"]]["decision"]) for c in eligible}
     incremental.begin_keyed(run.wd, stage, inputs, settings, keys, id_field="cluster_id")
