@@ -19,6 +19,7 @@ from pathlib import Path
 
 from uno_graph.config import TrainSettings, UnoConfig
 from uno_graph.logs import read_logs
+from uno_graph.workdir_lock import writer_lock
 
 DIR = Path("baselines") / "topic_sft"
 ROLE = "expert"  # the topic's adapter answers directly
@@ -36,12 +37,18 @@ def topic_dir(workdir: str | Path, topic: str) -> Path:
 
 def train_topic_sft(log_paths, workdir: str | Path, config: UnoConfig | None = None, *, epochs: int = 4,
                     progress: bool = True) -> dict[str, dict]:
-    """Train (or keep, when already there) one SFT adapter per topic; returns topic -> manifest."""
+    """Train (or keep, when already there) one SFT adapter per topic; returns topic -> manifest.
+
+    Holds the work directory's writer lock (`workdir_lock.py`): `learn` clears the same `tmp/`."""
+    with writer_lock(workdir, "baseline"):
+        return _train_topic_sft(log_paths, workdir, config or UnoConfig(), epochs, progress)
+
+
+def _train_topic_sft(log_paths, workdir: str | Path, config: UnoConfig, epochs: int, progress: bool) -> dict[str, dict]:
     from uno_graph.adapters.registry import publish_adapter
     from uno_graph.adapters.train import TrainExample, train_adapter
     from uno_graph.models import resolve_model_path
 
-    config = config or UnoConfig()
     settings = TrainSettings(**{**vars(config.train), "epochs": epochs})
     by_topic: dict[str, list[TrainExample]] = {}
     for r in read_logs(*log_paths).records:

@@ -106,12 +106,19 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 
 
 def cmd_forget(args: argparse.Namespace) -> int:
-    from uno_graph.scope import forget_user
-    from uno_graph.store import UnoStore
+    from uno_graph.workdir_lock import writer_lock
 
     root = Path(args.workdir)
     if not (root / "system.json").exists():
         raise UnoGraphError(f"{root} is not a uno-graph work directory (no system.json)")
+    with writer_lock(root, "forget"):  # no other writer between forgetting and learning again
+        return _forget(args, root)
+
+
+def _forget(args: argparse.Namespace, root: Path) -> int:
+    from uno_graph.scope import forget_user
+    from uno_graph.store import UnoStore
+
     store = UnoStore.connect(args.chroma_url) if args.chroma_url else None
     done = forget_user(root, args.user, store=store)
     print(f"forgot user {done.user_id}: {len(done.log_ids)} log(s); removed "

@@ -40,3 +40,7 @@ class AdapterNotFoundError(UnoGraphError, KeyError):
 
     def __str__(self) -> str:  # KeyError would print the message in quotes
         return str(self.args[0]) if self.args else ""
+
+
+class WorkdirBusyError(UnoGraphError, RuntimeError):
+    """Another process (or thread) is writing the work directory; the message names it (`workdir_lock.py`)."""

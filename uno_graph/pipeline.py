@@ -30,6 +30,7 @@ from uno_graph import __version__, incremental, prompts
 from uno_graph.config import UnoConfig
 from uno_graph.logs import LogReadReport, read_logs
 from uno_graph.workdir import Workdir, atomic_write_text, fingerprint
+from uno_graph.workdir_lock import writer_lock
 
 log = logging.getLogger(__name__)
 
@@ -138,16 +139,28 @@ def learn(log_paths: list[str | Path], workdir: str | Path, config: UnoConfig | 
             edit; `LLMJudge(model)` is the paper's rubric judge).
         store: a `UnoStore` (default: embedded Chroma in `<workdir>/chroma`).
 
+    Raises:
+        WorkdirBusyError: another `learn`, `baseline`, `forget` or `rollback` is writing `workdir`
+            (`workdir_lock.py`); the message names it.
+
     Example:
         >>> result = learn(["examples/logs.jsonl"], "runs/demo")      # doctest: +SKIP
     """
-    from uno_graph.scope import load_forgotten
-    from uno_graph.store import UnoStore
     from uno_graph.want import WantJudge
 
     config = config or UnoConfig()
     wd = Workdir(workdir).create()
-    run = _Run(wd, config, teacher, judge or WantJudge(min_auc=config.min_want_auc), progress)
+    with writer_lock(wd.root, "learn"):
+        run = _Run(wd, config, teacher, judge or WantJudge(min_auc=config.min_want_auc), progress)
+        return _learn(run, log_paths, store)
+
+
+def _learn(run: _Run, log_paths: list[str | Path], store) -> LearnResult:
+    """`learn`'s stages, run while the work directory's writer lock is held."""
+    from uno_graph.scope import load_forgotten
+    from uno_graph.store import UnoStore
+
+    wd, config = run.wd, run.config
     previous = incremental.previous_summary(wd.root)  # the last finished run, before this one replaces it
     _write_system(wd, config)
 

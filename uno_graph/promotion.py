@@ -30,6 +30,7 @@ from uno_graph.adapters.registry import ROLES, adapter_path, load_manifest, vali
 from uno_graph.adapters.versions import served_version, set_served, version_dirs, version_of
 from uno_graph.errors import ArtifactError, ConfigError
 from uno_graph.workdir import Workdir
+from uno_graph.workdir_lock import writer_lock
 
 
 @dataclass(frozen=True)
@@ -114,12 +115,18 @@ def rollback(workdir: str | Path, cluster_id: str, role: str | None = None, *, s
         'c-1a2b3c4d: now serving expert v1 (adapters/c-1a2b3c4d/expert/v1), ...; was expert v2'
     """
     from uno_graph.graph import load_config
-    from uno_graph.scope import load_forgotten
     from uno_graph.store import UnoStore
 
     wd = Workdir(workdir)
     config = load_config(wd.root)
-    store = store or UnoStore.persistent(wd.chroma)
+    with writer_lock(wd.root, "rollback"):
+        return _rollback(wd, config.base_model, cluster_id, role, store or UnoStore.persistent(wd.chroma))
+
+
+def _rollback(wd: Workdir, base_model: str, cluster_id: str, role: str | None, store) -> RolledBack:
+    """`rollback`'s work, done while the work directory's writer lock is held."""
+    from uno_graph.scope import load_forgotten
+
     row = store.cluster(cluster_id)
     served_role = row.get("route") if row.get("route") in ROLES and row.get("adapter") else None
     role = role or served_role
@@ -149,7 +156,7 @@ def rollback(workdir: str | Path, cluster_id: str, role: str | None = None, *, s
                             + ("; some learned from forgotten logs" if len(allowed) < len(candidates) else "") + ")")
     target = allowed[0]
     path = versions[target]
-    manifest = validate_adapter(path, config.base_model)
+    manifest = validate_adapter(path, base_model)
     rel = str(path.relative_to(wd.root))
     metrics = dict(manifest.get("metrics", {}))
     budget = manifest.get("max_new_tokens") or (row.get("max_new_tokens") if role == served_role else 0) or 0

@@ -17,8 +17,8 @@ vacuumed so it leaves its free pages; a `chroma run` server needs `chroma vacuum
 sha256 of the user id and the forgotten log ids (no text), so a later `learn` on the same log files
 skips those logs, and `promotion.rollback` refuses adapter versions that learned from them. The
 adapters already trained on those logs keep serving until their clusters are retrained (the next
-`learn`, or `uno-graph forget --logs ...` right away). Not for use while `learn` runs on the same
-work directory.
+`learn`, or `uno-graph forget --logs ...` right away). While `learn` or another writer runs on the
+same work directory, `forget_user` is refused (`workdir_lock.py`).
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from uno_graph.workdir import Workdir, atomic_write_text
+from uno_graph.workdir_lock import writer_lock
 
 FORGOTTEN_FILE = "forgotten.json"
 PER_LOG_STAGES = ("distill", "verify", "pairs")
@@ -152,11 +153,18 @@ def forget_user(workdir: str | Path, user_id: str, *, store=None) -> ForgetRepor
         ['c-1a2b3c4d']
     """
     from uno_graph.graph import load_config
-    from uno_graph.incremental import forget_keys
-    from uno_graph.store import UnoStore
 
     wd = Workdir(workdir)
     config = load_config(wd.root)
+    with writer_lock(wd.root, "forget"):
+        return _forget(wd, config.min_cluster_size, user_id, store)
+
+
+def _forget(wd: Workdir, min_cluster_size: int, user_id: str, store) -> ForgetReport:
+    """`forget_user`'s work, done while the work directory's writer lock is held."""
+    from uno_graph.incremental import forget_keys
+    from uno_graph.store import UnoStore
+
     distilled = wd.read("distill")
     ids = {r["id"] for r in distilled if r.get("user_id") is not None and str(r["user_id"]) == str(user_id)}
     ids |= {p["id"] for p in wd.read("pairs") if p.get("user_id") is not None and str(p["user_id"]) == str(user_id)}
@@ -176,7 +184,7 @@ def forget_user(workdir: str | Path, user_id: str, *, store=None) -> ForgetRepor
             wd.write(stage, kept)
         forget_keys(wd, stage, ids)
     rows = {r["id"]: r for r in distilled if r["id"] not in ids}
-    touched, removed["clusters"] = _scrub_clusters(wd, ids, rows, config.min_cluster_size)
+    touched, removed["clusters"] = _scrub_clusters(wd, ids, rows, min_cluster_size)
     for stage in PER_CLUSTER_STAGES:  # their results no longer hold: retrain on the next `learn`
         records = wd.read(stage)
         kept = [r for r in records if r.get("cluster_id") not in set(touched)]

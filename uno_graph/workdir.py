@@ -7,6 +7,7 @@ Layout::
     <root>/stages/<stage>.done    written last (atomically): the stage's input fingerprint + summary
     <root>/adapters/<cluster>/<role>/   PEFT adapter + manifest (see adapters/registry.py)
     <root>/chroma/                ChromaDB store (centroids, rules, cluster table)
+    <root>/.lock                  held by the one writer at a time (`workdir_lock.py`)
 
 A stage is finished iff its `.done` file exists and names the same input fingerprint. An
 unfinished stage keeps the records it already appended; the stage skips their ids on rerun.
