@@ -368,3 +368,35 @@ def test_forget_removes_a_users_text_from_every_stage_and_chroma_and_retrains_th
     assert {c["status"] for c in summary["clusters"] if c["size"] >= 4} == {"retrained"}
     assert set(fits) == set(report.clusters)
     assert files_with_plant() == []
+
+
+def test_a_version_learned_from_a_forgotten_user_is_withdrawn_once_no_cluster_serves_it(tmp_path, tiny_lm_dir,
+                                                                                        teacher, monkeypatch):
+    from uno_graph.adapters.registry import list_adapters
+    from uno_graph.adapters.validate import PathValidator, PathVerdict
+    from uno_graph.adapters.versions import served_version
+    from uno_graph.promotion import rollback
+    from uno_graph.scope import forget_user
+
+    _verdicts(monkeypatch, [(0.7, 0.6), (0.7, 0.6)])
+    logs = _write(tmp_path / "logs.jsonl")  # u1 wrote logs of both topics
+    work = tmp_path / "work"
+    first = _by_topic(pipeline.learn([logs], work, _config(tiny_lm_dir), teacher=teacher, progress=False))
+    role_dirs = [work / "adapters" / first[t]["id"] / "expert" for t in ("cook", "where")]
+    assert [served_version(d) for d in role_dirs] == [1, 1] and len(list_adapters(work / "adapters")) == 2
+
+    forget_user(work, "u1")
+    assert len(list_adapters(work / "adapters")) == 2  # served until their clusters are retrained
+
+    def loses(self, cluster_id, data, first, budget=None):
+        return "base", [PathVerdict("expert", False, "win rate 0.30 < 0.53", 0.3, 0.1, 7, epoch=1)]
+
+    monkeypatch.setattr(PathValidator, "choose", loses)
+    again = _by_topic(pipeline.learn([logs], work, _config(tiny_lm_dir), teacher=teacher, progress=False))
+    assert {t: (c["route"], c["adapter"]) for t, c in again.items()} == {"cook": ("base", None), "where": ("base", None)}
+    for role_dir in role_dirs:
+        assert json.loads((role_dir / "served.json").read_text())["version"] is None
+        assert served_version(role_dir) is None and (role_dir / "v1" / "manifest.json").exists()
+    assert list_adapters(work / "adapters") == []  # what the OpenAI-compatible server and from_workdir offer
+    with pytest.raises(ArtifactError, match="learned from forgotten logs"):
+        rollback(work, first["cook"]["id"], role="expert")

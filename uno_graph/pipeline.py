@@ -157,6 +157,7 @@ def learn(log_paths: list[str | Path], workdir: str | Path, config: UnoConfig | 
 
 def _learn(run: _Run, log_paths: list[str | Path], store) -> LearnResult:
     """`learn`'s stages, run while the work directory's writer lock is held."""
+    from uno_graph.promotion import withdraw_forgotten
     from uno_graph.scope import load_forgotten
     from uno_graph.store import UnoStore
 
@@ -193,6 +194,9 @@ def _learn(run: _Run, log_paths: list[str | Path], store) -> LearnResult:
     run.data_hashes = {c["id"]: incremental.cluster_data_hash(c["members"], pair_by_id, row_by_id) for c in clusters}
     gaps = _gap(run, clusters, rows, pairs)
     trained = _train(run, clusters, gaps, pairs, rows, store)
+    routed = {str(r["adapter"]) for r in trained.values() if r.get("adapter")}
+    for path in withdraw_forgotten(wd.root, routed, run.forgotten):
+        log.info("withdrew %s: it learned from forgotten logs and no cluster routes to it", path)
 
     reasons: dict[str, int] = {}
     for d in decisions:

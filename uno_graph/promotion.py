@@ -18,6 +18,11 @@ Chroma table row (route, adapter, metrics) point at it, and the cluster's row in
 serving process picks it up on `UnoSystem.reload()` or with `watch()` (the table row changed).
 Versions that learned from forgotten logs (`scope.forget_user`) are never brought back, nor, once
 anything was forgotten, versions whose manifest predates `log_ids`.
+
+**Withdrawal** (`withdraw_forgotten`, after `learn` trains). A role whose served version learned from
+forgotten logs and that the table no longer routes to gets ``served.json`` = ``{"version": null}``,
+so `list_adapters` (the OpenAI-compatible server, `UnoChatModel.from_workdir`, `inspect`) stops
+offering what the graph stopped serving. A rollback of that role then looks at all its versions.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from uno_graph.adapters.registry import ROLES, adapter_path, load_manifest, validate_adapter
-from uno_graph.adapters.versions import served_version, set_served, version_dirs, version_of
+from uno_graph.adapters.versions import is_withdrawn, served_version, set_served, version_dirs, version_of
 from uno_graph.errors import ArtifactError, ConfigError
 from uno_graph.workdir import Workdir
 from uno_graph.workdir_lock import writer_lock
@@ -140,14 +145,15 @@ def _rollback(wd: Workdir, base_model: str, cluster_id: str, role: str | None, s
         if current is None:
             raise ArtifactError(f"the table serves {row['adapter']}, which is not a version of {role_dir}")
         candidates = [n for n in sorted(versions, reverse=True) if n < current]
+    elif is_withdrawn(role_dir):  # its served version learned from forgotten logs: any other may come back
+        candidates = sorted(versions, reverse=True)
     else:
         last = served_version(role_dir)
         candidates = [last] if last is not None else []
     forgotten = load_forgotten(wd.root).log_ids
 
-    def learned_from_forgotten(n: int) -> bool:  # a version without `log_ids` cannot tell, so counts as one
-        log_ids = load_manifest(versions[n]).get("log_ids")
-        return bool(forgotten) and (log_ids is None or bool(set(log_ids) & forgotten))
+    def learned_from_forgotten(n: int) -> bool:
+        return bool(forgotten) and _learned_from(load_manifest(versions[n]), forgotten)
 
     allowed = [n for n in candidates if not learned_from_forgotten(n)]
     if not allowed:
@@ -172,3 +178,34 @@ def _rollback(wd: Workdir, base_model: str, cluster_id: str, role: str | None, s
                             "reason": reason, "promotion": "rolled back"}
                            if r.get("cluster_id") == cluster_id else r for r in rows])
     return RolledBack(cluster_id, role, target, rel, previous, metrics)
+
+
+def _learned_from(manifest: dict[str, Any], log_ids: set[str]) -> bool:
+    """Whether an adapter learned from any of `log_ids` (one whose manifest lists none cannot tell: yes)."""
+    learned = manifest.get("log_ids")
+    return learned is None or bool(set(learned) & log_ids)
+
+
+def withdraw_forgotten(root: str | Path, routed: set[str], forgotten: set[str]) -> list[str]:
+    """Withdraw every role whose served version learned from `forgotten` log ids and is not in
+    `routed` (adapter paths relative to `root` that the table serves). Returns the withdrawn versions."""
+    adapters = Path(root) / "adapters"
+    if not forgotten or not adapters.is_dir():
+        return []
+    withdrawn = []
+    for cluster_dir in sorted(p for p in adapters.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        for role in ROLES:
+            role_dir = cluster_dir / role
+            version = served_version(role_dir)
+            if version is None:
+                continue
+            path = version_dirs(role_dir)[version]
+            rel = str(path.relative_to(root))
+            try:
+                manifest = load_manifest(path)
+            except ArtifactError:
+                continue
+            if rel not in routed and _learned_from(manifest, forgotten):
+                set_served(role_dir, None, "withdrawn: learned from forgotten logs and no longer routed")
+                withdrawn.append(rel)
+    return withdrawn

@@ -17,7 +17,8 @@ vacuumed so it leaves its free pages; a `chroma run` server needs `chroma vacuum
 sha256 of the user id and the forgotten log ids (no text), so a later `learn` on the same log files
 skips those logs, and `promotion.rollback` refuses adapter versions that learned from them. The
 adapters already trained on those logs keep serving until their clusters are retrained (the next
-`learn`, or `uno-graph forget --logs ...` right away). While `learn` or another writer runs on the
+`learn`, or `uno-graph forget --logs ...` right away); a version that learned from them and that no
+cluster routes to after that is withdrawn (`promotion.withdraw_forgotten`), so no server offers it. While `learn` or another writer runs on the
 same work directory, `forget_user` is refused (`workdir_lock.py`).
 """
 

@@ -271,11 +271,12 @@ def validate_adapter(path: Path, base_model_id: str) -> dict[str, Any]:
 def list_adapters(adapters_root: Path) -> list[dict[str, Any]]:
     """Manifests of every published adapter (sorted by cluster, role), each with its `path` added.
 
-    Of a role with versions (`adapters/versions.py`), the served version is listed. Hidden entries
+    Of a role with versions (`adapters/versions.py`), the served version is listed, and nothing of a
+    withdrawn role (``served.json`` naming no version). Hidden entries
     (temp and old versions from `publish_adapter`, names starting with ".") are skipped, as are
     directories without a readable manifest.
     """
-    from uno_graph.adapters.versions import served_dir
+    from uno_graph.adapters.versions import is_withdrawn, served_dir
 
     root = Path(adapters_root)
     if not root.is_dir():
@@ -283,6 +284,8 @@ def list_adapters(adapters_root: Path) -> list[dict[str, Any]]:
     found = []
     for cluster in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
         for role_dir in sorted(p for p in cluster.iterdir() if p.is_dir() and not p.name.startswith(".")):
+            if is_withdrawn(role_dir):
+                continue
             path = served_dir(role_dir) or role_dir
             try:
                 manifest = load_manifest(path)

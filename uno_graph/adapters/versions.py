@@ -9,6 +9,10 @@ Rules:
   its row points at the served version's directory (``adapters/<cluster>/<role>/v<N>``).
   `registry.list_adapters` (the OpenAI-compatible server, `UnoChatModel.from_workdir`, `inspect`)
   lists each role's served version.
+* ``{"version": null}`` in ``served.json`` withdraws the role: no version of it is served or listed.
+  `learn` writes it when the served version learned from logs a user had forgotten
+  (`scope.forget_user`) and the retrained cluster no longer routes to it; the version's files stay
+  (the manifest says what it learned from) but no server offers it again.
 * A work directory from before versions holds the adapter in the role directory itself; it counts as
   version 0, stays where it is and loads as before.
 """
@@ -51,13 +55,30 @@ def version_of(path: Path, role_dir: Path) -> int | None:
     return int(match.group(1)) if match and path.parent == role_dir else None
 
 
+def _served_record(role_dir: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads((Path(role_dir) / SERVED).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def is_withdrawn(role_dir: Path) -> bool:
+    """Whether `served.json` says that no version of this role is served (``"version": null``)."""
+    record = _served_record(role_dir)
+    return record is not None and "version" in record and record["version"] is None
+
+
 def served_version(role_dir: Path) -> int | None:
-    """The version `served.json` names; without it the unversioned adapter (0), else the highest."""
+    """The version `served.json` names; None if it withdraws the role; without a readable
+    `served.json` the unversioned adapter (0), else the highest."""
     role_dir = Path(role_dir)
+    if is_withdrawn(role_dir):
+        return None
     versions = version_dirs(role_dir)
     try:
-        named = int(json.loads((role_dir / SERVED).read_text(encoding="utf-8"))["version"])
-    except (OSError, ValueError, KeyError, TypeError):
+        named = int((_served_record(role_dir) or {})["version"])
+    except (ValueError, KeyError, TypeError):
         named = None
     if named is not None and named in versions:
         return named
@@ -72,8 +93,8 @@ def served_dir(role_dir: Path) -> Path | None:
     return None if version is None else version_dirs(role_dir)[version]
 
 
-def set_served(role_dir: Path, version: int, why: str) -> None:
-    """Name the served version of a role (atomically)."""
+def set_served(role_dir: Path, version: int | None, why: str) -> None:
+    """Name the served version of a role (atomically); None withdraws the role."""
     payload = {"version": version, "why": why, "at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     atomic_write_text(Path(role_dir) / SERVED, json.dumps(payload, indent=2) + "\n")
 
