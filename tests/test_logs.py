@@ -1,3 +1,4 @@
+import hashlib
 import json
 
 import pytest
@@ -71,6 +72,21 @@ def test_duplicates_and_content_ids_are_stable(tmp_path):
     again = read_logs(_write(tmp_path / "e.jsonl", [json.dumps(no_id)]))
     assert len(report.records) == 1 and report.duplicates == 2
     assert report.records[0].id == again.records[0].id.replace("", "") and report.records[0].id.startswith("log-")
+
+
+def test_the_same_exchange_from_two_users_is_two_logs_not_a_conflict(tmp_path):
+    exchange = {k: v for k, v in GOOD.items() if k not in ("id", "user_id", "metadata")}
+    lines = [{**exchange, "user_id": "u1"}, {**exchange, "user_id": "u2"}, {**exchange, "user_id": "u1"},
+             {**exchange, "user_id": "u1", "metadata": {"topic": "other"}}, exchange]
+    report = read_logs(_write(tmp_path / "users.jsonl", [json.dumps(x) for x in lines]))
+    assert report.problems == [] and report.duplicates == 1
+    assert [(r.user_id, r.metadata) for r in report.records] == [("u1", {}), ("u2", {}), ("u1", {"topic": "other"}),
+                                                                 (None, {})]
+    assert len({r.id for r in report.records}) == 4
+    # a record without user and metadata keeps the id it had before they were part of the hash
+    legacy = "log-" + hashlib.sha256(json.dumps([list(report.records[3].messages), vars(report.records[3].feedback)],
+                                                sort_keys=True).encode()).hexdigest()[:12]
+    assert report.records[3].id == legacy
 
 
 # --------------------------------------------------------------------------------------------------

@@ -501,12 +501,25 @@ def parse_record(obj: Any, source: str, line_no: int, warn: _Warnings | None = N
     if not isinstance(metadata, dict):
         raise _Bad("metadata", f"must be an object, got {type(metadata).__name__}")
     messages, feedback = _capped(messages, field_name, feedback, warn)
-    if rid is None:  # content-derived ids keep reruns and incremental runs stable
-        rid = "log-" + hashlib.sha256(json.dumps([list(messages), vars(feedback)], sort_keys=True).encode()).hexdigest()[:12]
-    record = LogRecord(id=rid, messages=messages, feedback=feedback,
-                       user_id=None if user_id is None else str(user_id), metadata=metadata,
-                       source=f"{source}:{line_no}")
-    return record
+    user_id = None if user_id is None else str(user_id)
+    if rid is None:
+        rid = _content_id(messages, feedback, user_id, metadata)
+    return LogRecord(id=rid, messages=messages, feedback=feedback, user_id=user_id, metadata=metadata,
+                     source=f"{source}:{line_no}")
+
+
+def _content_id(messages: tuple[dict[str, Any], ...], feedback: Feedback, user_id: str | None,
+                metadata: dict[str, Any]) -> str:
+    """The id of a record that has none: a hash of everything `_same_content` compares, so two records
+    get one id exactly when they are duplicates. Content-derived ids keep reruns and incremental runs
+    stable. Two users sending the same exchange are two logs (each counts towards its own user's share
+    and can be forgotten on its own), not a conflict. A record without user and metadata hashes as it
+    did before they were included, so its id (and the work done on it) stays."""
+    parts: list[Any] = [list(messages), vars(feedback)]
+    if user_id is not None or metadata:
+        parts += [user_id, metadata]
+    blob = json.dumps(parts, sort_keys=True, default=str).encode()
+    return "log-" + hashlib.sha256(blob).hexdigest()[:12]
 
 
 def _same_content(a: LogRecord, b: LogRecord) -> bool:
