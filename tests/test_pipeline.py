@@ -150,3 +150,27 @@ def test_personal_data_in_logs_never_reaches_stage_outputs_the_store_or_training
     for secret in (card, email, key):
         assert secret not in written  # pairs.jsonl holds every adapter's training examples
         assert secret.encode() not in chroma_bytes  # rules, centroids, cluster table
+
+
+def test_the_teacher_and_the_validation_judge_enter_fingerprints_with_their_settings(tmp_path):
+    from uno_graph.pipeline import _Run, component_id
+    from uno_graph.verify import ContrastJudge, LLMJudge
+    from uno_graph.want import WantJudge
+    from uno_graph.workdir import Workdir
+
+    class Named:
+        def __init__(self, model_name: str) -> None:
+            self.model_name = model_name
+
+    def run(teacher=None, judge=None, base_model="base-a") -> _Run:
+        return _Run(Workdir(tmp_path), UnoConfig(base_model=base_model), teacher, judge, progress=False)
+
+    assert run("serving").teacher_id != run("serving", base_model="base-b").teacher_id
+    assert "base-a" in run("serving").teacher_id
+    ids = {run(judge=j).judge_id for j in (WantJudge(min_auc=0.8), WantJudge(min_auc=0.7), WantJudge(c=2.0),
+                                           ContrastJudge(), ContrastJudge(form_weight=0.5),
+                                           LLMJudge(Named("judge-a")), LLMJudge(Named("judge-b")),
+                                           LLMJudge(Named("judge-a"), max_tokens=8))}
+    assert len(ids) == 8
+    assert component_id(WantJudge(min_auc=0.7)) == "WantJudge(c=1.0, gate_folds=4, min_auc=0.7)"
+    assert component_id(LLMJudge(Named("judge-a"))) == "LLMJudge(chat_model='Named:judge-a', max_tokens=None)"

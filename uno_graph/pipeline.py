@@ -47,6 +47,28 @@ class LearnResult:
     reuse: dict[str, dict[str, int]] = field(default_factory=dict)  # per stage: records reused / computed
 
 
+def _model_name(model: Any) -> str:
+    """The model a chat model runs ('' when it names none)."""
+    return str(getattr(model, "model_name", "") or getattr(model, "model", "") or "")
+
+
+def component_id(component: Any) -> str:
+    """Type and settings of a judge (or any small settings object), for a stage fingerprint.
+
+    Public attributes holding plain values are its settings (`WantJudge`: c, min_auc, gate_folds);
+    an attribute holding a model counts by the model's name (`LLMJudge`: its chat model)."""
+    settings: dict[str, Any] = {}
+    for key, value in sorted(getattr(component, "__dict__", {}).items()):
+        if key.startswith("_"):
+            continue
+        if value is None or isinstance(value, (str, int, float, bool)):
+            settings[key] = value
+        elif _model_name(value):
+            settings[key] = f"{type(value).__name__}:{_model_name(value)}"
+    inside = ", ".join(f"{k}={v!r}" for k, v in settings.items())
+    return f"{type(component).__name__}({inside})"
+
+
 class _Run:
     """State shared by the stages of one `learn` call (models are loaded on first use)."""
 
@@ -86,9 +108,15 @@ class _Run:
         t = self._teacher
         if t is None:
             return "users-words"
-        if t == "serving" or getattr(self, "_default_teacher", False):
-            return "serving-model"
-        return f"{type(t).__name__}:{getattr(t, 'model_name', '') or getattr(t, 'model', '')}"
+        if t == "serving" or getattr(self, "_default_teacher", False):  # another base model is another teacher
+            return f"serving-model:{self.config.base_model}"
+        return f"{type(t).__name__}:{_model_name(t)}"
+
+    @property
+    def judge_id(self) -> str:
+        """The validation judge's identity in the train stage's fingerprints: its type and settings,
+        so a judge configured otherwise (another `min_auc`, another model) retrains what it judged."""
+        return component_id(self._judge)
 
     @property
     def embedder(self):
@@ -486,7 +514,7 @@ def _train(run: _Run, clusters, gaps, pairs, rows, store) -> dict[str, dict[str,
     cfg = run.config
     knobs = (cfg.lora, cfg.train, cfg.win_rate_threshold, cfg.bleu_threshold, cfg.val_folds, cfg.min_win_lower_bound,
              cfg.win_confidence, cfg.min_judgeable, cfg.answer_budget, cfg.budget_margin, cfg.max_new_tokens,
-             cfg.val_every, cfg.expert_objective, type(run._judge).__name__, cfg.min_want_auc, cfg.max_user_share)
+             cfg.val_every, cfg.expert_objective, run.judge_id, cfg.min_want_auc, cfg.max_user_share)
     inputs = fingerprint(run.wd.output_fingerprint("gap"), run.wd.output_fingerprint("pairs"), *knobs)
     settings = fingerprint(stage, cfg.base_model, *knobs)
     eligible = [c for c in clusters if c["eligible"]]
