@@ -325,3 +325,33 @@ def test_clustering_on_queries_ignores_how_users_phrased_the_same_want():
     assert on_queries == [ids[:8], ids[8:]]
     on_both = sorted(c.members for c in cluster_logs(ids, q, r, [["r"]] * 16, threshold=1.0, on="query+rules"))
     assert len(on_both) == 4  # [query ⊕ rules] also splits each subject by phrasing
+
+
+def test_the_silhouette_cut_does_not_depend_on_how_close_the_subjects_sit():
+    from uno_graph.cluster import agglomerate, best_cut
+
+    blob = _blobs(seed=4)
+    expected = [list(range(0, 8)), list(range(8, 16)), list(range(16, 24))]
+    for shared in (0.0, 4.0):  # 4.0: the three subjects share most of their direction (long questions
+        # that open with context about the asker sit closer together than short one-line questions)
+        centers = [np.eye(8)[7] * shared + np.eye(8)[k] for k in range(3)]
+        q = np.vstack([blob(c / np.linalg.norm(c), 8, 0.02) for c in centers])
+        labels = best_cut(q, min_size=6)
+        groups = sorted(sorted(np.flatnonzero(labels == k).tolist()) for k in set(labels.tolist()))
+        assert groups == expected, shared
+        # the paper's fixed merge height separates the distant subjects and merges the close ones
+        assert len(set(agglomerate(q, 1.5).tolist())) == (3 if shared == 0.0 else 1)
+    assert set(best_cut(q[:10], min_size=6).tolist()) == {0}  # too few logs for two clusters of min_size
+
+
+def test_on_queries_approvals_are_clustered_with_the_rest_and_small_groups_stay_apart():
+    from uno_graph.cluster import cluster_logs
+
+    blob = _blobs(seed=5)
+    q = np.vstack([blob(np.eye(8)[0], 8), blob(np.eye(8)[1], 8), blob(np.eye(8)[2], 3)])
+    r = np.vstack([blob(np.eye(8)[3], 19)])
+    rules = [["r"]] * 6 + [[]] * 2 + [["r"]] * 6 + [[]] * 2 + [["r"]] * 3  # approvals in both subjects
+    ids = [f"x{i:02d}" for i in range(19)]
+    clusters = cluster_logs(ids, q, r, rules, threshold=None, on="query", min_size=6)
+    groups = sorted(c.members for c in clusters)
+    assert groups == [ids[:8], ids[8:16], ids[16:]]  # the 3-log group did not join a cluster by its rules

@@ -390,7 +390,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="keep emails, phone and card numbers, IPs and secrets in the logs (redacted by default)")
     p.add_argument("--cluster-on", choices=("query", "query+rules"), default=d.cluster_on,
                    help="Ward features: queries, then merged by rules (default); the paper's query+rules")
-    p.add_argument("--cluster-threshold", type=float, default=d.cluster_threshold, help="Ward merge height")
+    p.add_argument("--cluster-threshold", type=float, default=d.cluster_threshold,
+                   help="Ward merge height (default: the cut with the best silhouette)")
     p.add_argument("--min-cluster-size", type=int, default=d.min_cluster_size)
     p.add_argument("--gap-signal", choices=("likelihood", "yesno"), default=d.gap_signal,
                    help="likelihood: base model's log-likelihood of endorsed vs logged answers; yesno: the paper's")

@@ -1,33 +1,29 @@
 """Query-and-feedback clustering (UNO §3), with cluster ids that stay stable across runs.
 
-Ward agglomerative clustering on the normalised query embeddings, cut at a merge height, groups
-logs by what they asked about; a group smaller than `min_size` then joins the group whose *rules*
-are nearest (cosine ≥ `join_similarity`), else it stays small and is served by the base model.
+Ward agglomerative clustering on the normalised query embeddings groups logs by what they asked
+about. The tree is cut where its clusters are best separated (`best_cut`, the highest mean
+silhouette), not at a fixed merge height: a height suits one way of writing questions only (1.5
+split the short one-line questions of two development log sets by subject, and left four topics of
+long conversational questions in one cluster on a third, purity 50 %; the silhouette cut gave 99 %,
+81 % and 90 % on the three, `benchmarks/cluster_check.py`). A fixed `threshold` is still accepted.
+A group smaller than `min_size` is served by the base model; joining it to the group whose *rules*
+are nearest (`join_similarity`) is available but off by default, since on those sets it put small
+groups into other wants' clusters.
+
 The paper runs Ward once on [query ⊕ rules] (`features`, `on="query+rules"`: each half
 L2-normalised, the concatenation normalised again). With rules in the users' own words ("Way too
-long, I'm on my phone.") that cut mixed wants: on the development log set `examples/heldout`, with
-the rules the distill stage gave, its clusters were 66 % pure against the topic labels (`brief`,
-`inconsistent` and `opening` in one cluster); on queries they are 84 %, and the example logs stay at
-~100 %. Merging groups whose rule centroids point the same way (`merge_similarity`) is available
-but off by default: users' phrasings of different wants sit as close as those of one want (cosines
-0.65-0.88 within a want against up to 0.74 across wants there), and greedy merging chained wants
-together. The cost: a want asked about two subjects can end in two clusters, each learning from its
-own half. Centroids are the mean of the members' *query-only* embeddings, because routing sees only
-the query.
+long, I'm on my phone.") that cut mixed wants: users' phrasings of different wants sit as close as
+those of one want (cosines 0.65-0.88 within a want against up to 0.74 across wants on
+`examples/heldout`), so merging groups whose rule centroids point the same way
+(`merge_similarity`) is off by default too. The cost: a want asked about two subjects ends in two
+clusters, each learning from its own half. Centroids are the mean of the members' *query-only*
+embeddings, because routing sees only the query.
 
-Logs without rules (a user's approval) are not clustered on the empty rule's vector, as the reference
-did: that vector is the same for every approval, so approvals of every topic formed one cluster of
-their own. They join the feedback cluster nearest to their query instead, when within its reach
-(the router's: radius × margin), and become that cluster's positive examples; the rest are
-clustered among themselves as before.
-
-Clusters follow what users want, not how each user phrased it or what they asked about: Ward on
-[query ⊕ rules] splits a topic whose users ask about two subjects, so clusters whose *rule*
-centroids point the same way (cosine >= `merge_similarity`) are merged afterwards, and a cluster
-smaller than `min_size` joins the cluster whose rules are nearest (cosine >= `join_similarity`),
-else it stays small and is served by the base model. On the example logs the rule centroids of
-different wants have cosine 0.22-0.60 (geography's "shorter" against small talk's "longer" is the
-0.60), so 0.75 merges halves of one want and nothing else.
+On queries, a user's approval (a log without rules) is clustered with the rest. On [query ⊕ rules]
+it is not clustered on the empty rule's vector, as the reference did (that vector is the same for
+every approval, so approvals of every topic formed one cluster of their own): it joins the cluster
+nearest to its query when within its reach (the router's: radius × margin), else the unattached ones
+are clustered among themselves.
 
 Stable ids fix a weakness of the reference (ids were list positions): a cluster that shares most
 members with a cluster of the previous run keeps that cluster's id; a new one gets an id derived
@@ -60,15 +56,48 @@ def features(query_vecs: np.ndarray, rule_vecs: np.ndarray) -> np.ndarray:
     return both / np.linalg.norm(both, axis=1, keepdims=True).clip(min=1e-12)
 
 
-def agglomerate(feats: np.ndarray, threshold: float) -> np.ndarray:
-    """Ward clustering cut at merge height `threshold` (UNO: ward, euclidean, distance_threshold)."""
+def agglomerate(feats: np.ndarray, threshold: float | None, *, min_size: int = 2) -> np.ndarray:
+    """Ward clustering cut at merge height `threshold` (UNO: ward, euclidean, distance_threshold), or,
+    with `threshold=None`, cut where the clusters are best separated (`best_cut`)."""
     if len(feats) == 1:
         return np.zeros(1, dtype=int)
+    if threshold is None:
+        return best_cut(feats, min_size=min_size)
     from sklearn.cluster import AgglomerativeClustering
 
     model = AgglomerativeClustering(n_clusters=None, distance_threshold=threshold, linkage="ward",
                                     metric="euclidean", compute_full_tree=True)
     return model.fit_predict(feats)
+
+
+def best_cut(feats: np.ndarray, *, min_size: int = 2) -> np.ndarray:
+    """The cut of one Ward tree with the highest mean silhouette, among cuts into 2 .. n // min_size
+    clusters (so that clusters can average `min_size` members); one cluster when n < 2 × min_size.
+
+    A fixed merge height depends on how the questions are written: 1.5 split the short one-line
+    questions of the example and development logs by subject, but left the long conversational
+    questions of another log set in one cluster of four topics (purity 50 %), because long questions
+    that open with context about the asker sit closer together. The silhouette compares each log's
+    distance to its own cluster with its distance to the next one, so it does not depend on that scale:
+    on the three development log sets it chose 5, 11 and 11 clusters, 99 %, 81 % and 90 % pure
+    (`benchmarks/cluster_check.py`)."""
+    from scipy.cluster.hierarchy import fcluster, linkage
+    from sklearn.metrics import silhouette_score
+
+    n = len(feats)
+    top = n // max(min_size, 1)
+    if top < 2 or n < 3:
+        return np.zeros(n, dtype=int)
+    tree = linkage(feats, method="ward", metric="euclidean")
+    best, best_score = np.zeros(n, dtype=int), -np.inf
+    for k in range(2, min(top, n - 1) + 1):
+        labels = fcluster(tree, t=k, criterion="maxclust") - 1
+        if len(set(labels)) < 2:
+            continue
+        score = float(silhouette_score(feats, labels))
+        if score > best_score + 1e-9:
+            best, best_score = labels, score
+    return best
 
 
 def _new_id(members: list[str]) -> str:
@@ -113,7 +142,7 @@ def _direction(vecs: np.ndarray, idx: list[int]) -> np.ndarray:
 
 
 def merge_by_rules(groups: list[list[int]], rule_vecs: np.ndarray, *, merge_similarity: float | None,
-                   min_size: int, join_similarity: float) -> list[list[int]]:
+                   min_size: int, join_similarity: float | None) -> list[list[int]]:
     """Merge groups whose rule centroids point the same way (unless `merge_similarity` is None); let
     groups under `min_size` join the group with the nearest rules (if near enough). Greedy, most
     similar pair first."""
@@ -127,7 +156,8 @@ def merge_by_rules(groups: list[list[int]], rule_vecs: np.ndarray, *, merge_simi
             break
         groups[a] += groups[b]
         del groups[b]
-    for small in sorted((g for g in groups if len(g) < min_size), key=len):
+    small_groups = [] if join_similarity is None else [g for g in groups if len(g) < min_size]
+    for small in sorted(small_groups, key=len):
         others = [g for g in groups if g is not small and len(g) >= min_size]
         if not others:
             continue
@@ -140,9 +170,9 @@ def merge_by_rules(groups: list[list[int]], rule_vecs: np.ndarray, *, merge_simi
 
 
 def cluster_logs(ids: list[str], query_vecs: np.ndarray, rule_vecs: np.ndarray, rules: list[list[str]],
-                 threshold: float, previous: dict[str, list[str]] | None = None, *,
+                 threshold: float | None, previous: dict[str, list[str]] | None = None, *,
                  margin: float = 1.5, merge_similarity: float | None = None, min_size: int = 1,
-                 join_similarity: float = 0.5, on: str = "query+rules") -> list[Cluster]:
+                 join_similarity: float | None = None, on: str = "query+rules") -> list[Cluster]:
     """Cluster logs; return clusters sorted by size (largest first), members sorted by id.
 
     Logs with rules are clustered by Ward on `on`: "query" (the normalised query embeddings) or
@@ -153,9 +183,12 @@ def cluster_logs(ids: list[str], query_vecs: np.ndarray, rule_vecs: np.ndarray, 
     if on not in ("query", "query+rules"):
         raise ValueError(f"on={on!r}: expected 'query' or 'query+rules'")
     feats = features(query_vecs, rule_vecs) if on == "query+rules" else features(query_vecs, np.zeros((len(ids), 0)))
-    ruled = [i for i, r in enumerate(rules) if r]
-    unruled = [i for i, r in enumerate(rules) if not r]
-    groups = _groups(agglomerate(feats[ruled], threshold), ruled) if ruled else []
+    if on == "query":  # rules play no part in the features: approvals are clustered with the rest
+        ruled, unruled = list(range(len(ids))), []
+    else:
+        ruled = [i for i, r in enumerate(rules) if r]
+        unruled = [i for i, r in enumerate(rules) if not r]
+    groups = _groups(agglomerate(feats[ruled], threshold, min_size=min_size), ruled) if ruled else []
     if groups:
         groups = merge_by_rules(groups, rule_vecs, merge_similarity=merge_similarity, min_size=min_size,
                                 join_similarity=join_similarity)
@@ -169,7 +202,7 @@ def cluster_logs(ids: list[str], query_vecs: np.ndarray, rule_vecs: np.ndarray, 
         else:
             loose.append(i)
     if loose:
-        groups += _groups(agglomerate(feats[loose], threshold), loose)
+        groups += _groups(agglomerate(feats[loose], threshold, min_size=min_size), loose)
     ordered = sorted(groups, key=lambda idx: (-len(idx), min(ids[i] for i in idx)))
     member_ids = [sorted(ids[i] for i in idx) for idx in ordered]
     cluster_ids = stable_ids(member_ids, previous or {})

@@ -156,9 +156,9 @@ def cluster_data_hash(members: Iterable[str], pair_by_id: dict[str, dict[str, An
 
 
 def extend_clusters(previous: list[dict[str, Any]], ids: list[str], query_vecs: np.ndarray,
-                    rule_vecs: np.ndarray, rules: list[list[str]], threshold: float, *, margin: float,
+                    rule_vecs: np.ndarray, rules: list[list[str]], threshold: float | None, *, margin: float,
                     route_threshold: float | None = None, merge_similarity: float | None = None,
-                    min_size: int = 1, join_similarity: float = 0.5,
+                    min_size: int = 1, join_similarity: float | None = None,
                     on: str = "query") -> tuple[list[Cluster], int]:
     """Keep the previous clusters (minus logs not in `ids`), attach new logs within reach, cluster the rest.
 

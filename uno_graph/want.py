@@ -213,7 +213,7 @@ class WantJudge:
 
     learned = True
 
-    def __init__(self, c: float = 1.0, min_auc: float = 0.8, gate_folds: int = 4) -> None:
+    def __init__(self, c: float = 1.0, min_auc: float = 0.65, gate_folds: int = 4) -> None:
         self.c, self.min_auc, self.gate_folds = c, min_auc, gate_folds
 
     def fit(self, labelled: Sequence[Labelled]) -> FittedWantJudge:
