@@ -30,6 +30,7 @@ from uno_graph.errors import ArtifactError, ConfigError
 
 CLUSTERS = "uno_clusters"
 RULES = "uno_rules"
+RULES_REBUILD = "uno_rules_rebuild"  # the rules' next copy while `forget_rules` swaps it in
 _SPACE = {"hnsw:space": "l2"}
 
 
@@ -75,7 +76,11 @@ class UnoStore:
         self.client = client
         self.path: Path | None = None  # the directory of an embedded store (`persistent`)
         self.clusters = client.get_or_create_collection(CLUSTERS, metadata=_SPACE, embedding_function=None)
-        self.rules = client.get_or_create_collection(RULES, metadata=_SPACE, embedding_function=None)
+        names = self._collection_names()
+        if RULES not in names and RULES_REBUILD in names:  # `forget_rules` stopped between drop and rename
+            self.rules = client.get_collection(RULES_REBUILD, embedding_function=None)  # its id survives the rename
+        else:
+            self.rules = client.get_or_create_collection(RULES, metadata=_SPACE, embedding_function=None)
 
     @classmethod
     def persistent(cls, path: str | Path) -> UnoStore:
@@ -203,26 +208,56 @@ class UnoStore:
         return {str(m["log_id"]) for m in got["metadatas"] if m and m.get("log_id") is not None}
 
     def forget_rules(self, *, user_id: str | None = None, log_ids: set[str] | frozenset[str] = frozenset()) -> int:
-        """Delete the rule rows of a user and of `log_ids`, then rebuild the rules collection from the
-        rows that remain, so the deleted text also leaves Chroma's write-ahead log (a plain delete
-        leaves it there). Returns how many rows were deleted. Serving processes reading rules (the
+        """Delete the rule rows of a user and of `log_ids`; returns how many were deleted.
+
+        The rows are deleted by id, in batches, so the collection holds every other rule throughout and a
+        run stopped midway is finished by running it again. A delete only appends to Chroma's write-ahead
+        log, where the deleted text stays, so the remaining rows are then copied into a fresh collection
+        that replaces this one (`_swap_in_fresh_rules`). Serving processes reading rules (the
         rules-in-context baseline, `inspect`) need a new `UnoStore` afterwards."""
-        got = self.rules.get(include=["embeddings", "metadatas", "documents"])
-        gone = [k for k, m in enumerate(got["metadatas"]) if m and (
+        self._finish_rules_swap()
+        got = self.rules.get(include=["metadatas"])
+        gone = [i for i, m in zip(got["ids"], got["metadatas"]) if m and (
             (user_id is not None and m.get("user_id") == user_id) or m.get("log_id") in log_ids)]
         if not gone:
             return 0
-        keep = [k for k in range(len(got["ids"])) if k not in set(gone)]
-        self.client.delete_collection(RULES)
-        self.rules = self.client.get_or_create_collection(RULES, metadata=_SPACE, embedding_function=None)
         batch = self.client.get_max_batch_size()
-        for start in range(0, len(keep), batch):
-            part = keep[start:start + batch]
-            self.rules.upsert(ids=[got["ids"][k] for k in part],
-                              embeddings=np.asarray([got["embeddings"][k] for k in part], dtype=np.float32).tolist(),
-                              documents=[got["documents"][k] for k in part],
-                              metadatas=[dict(got["metadatas"][k]) for k in part])
+        for start in range(0, len(gone), batch):
+            self.rules.delete(ids=gone[start:start + batch])
+        self._swap_in_fresh_rules()
         return len(gone)
+
+    def _collection_names(self) -> set[str]:
+        return {getattr(c, "name", c) for c in self.client.list_collections()}
+
+    def _swap_in_fresh_rules(self) -> None:
+        """Replace the rules collection by a copy of its rows, so Chroma's log forgets deleted text.
+
+        Crash-safe: the copy is built under another name and renamed only after the original is dropped;
+        a store opened in between reads the copy, and the next `forget_rules` finishes the swap."""
+        fresh = self.client.create_collection(RULES_REBUILD, metadata=_SPACE, embedding_function=None)
+        _mirror(self.rules, fresh, self.client.get_max_batch_size())
+        self.client.delete_collection(RULES)
+        fresh.modify(name=RULES)
+        self.rules = fresh
+
+    def _finish_rules_swap(self) -> None:
+        """Finish or undo a swap that stopped midway. A copy whose original is gone (or was created again,
+        empty, by a store opened at that moment) is complete: it is renamed into place. A copy next to its
+        original may be partial and is dropped: the original already lacks the deleted rows."""
+        names = self._collection_names()
+        if RULES_REBUILD not in names:
+            return
+        copy = self.client.get_collection(RULES_REBUILD, embedding_function=None)
+        if RULES in names:
+            original = self.client.get_collection(RULES, embedding_function=None)
+            if original.count() or not copy.count():
+                self.client.delete_collection(RULES_REBUILD)
+                self.rules = original
+                return
+            self.client.delete_collection(RULES)
+        copy.modify(name=RULES)
+        self.rules = copy
 
     def compact(self) -> None:
         """Rewrite an embedded store's SQLite file (VACUUM) so deleted rows leave no trace in free pages;
