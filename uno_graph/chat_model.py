@@ -66,6 +66,8 @@ from uno_graph.config import DEFAULT_MODEL
 from uno_graph.engines.base import BACKENDS, GenParams, Row, adapter_key, free_name
 from uno_graph.errors import AdapterNotFoundError, ArtifactError, ConfigError
 from uno_graph.models import LoadedModel, load_model, quiet_checkpointing_deprecation, resolve_model_path
+from uno_graph.tool_calls import ToolSetup, chunks_of, convert_tools, limit_calls, parse_tool_calls, render_prompt
+from uno_graph.tool_calls import resolve_tool_choice, streamable_span, tool_names
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +77,8 @@ BASE_ADAPTER = "__base__"
 _CALL_KWARGS = frozenset({
     "adapter", "max_new_tokens", "max_tokens", "temperature", "top_p", "repetition_penalty", "seed", "model",
     "stream",  # read by langchain-core's streaming switch; nothing to do here
+    "tools", "tool_choice", "parallel_tool_calls",  # set by bind_tools (uno_graph.tool_calls)
+    "ls_structured_output_format",  # tracing metadata from with_structured_output
 })
 _TEXT_BLOCKS = {"text"}
 _SKIPPED_BLOCKS = {"reasoning", "thinking", "tool_call", "tool_call_chunk", "tool_use", "function_call"}
@@ -468,6 +472,7 @@ class _Job:
     internal: str | None  # PEFT name
     params: _Params
     stops: tuple[str, ...]
+    tools: ToolSetup | None = None  # tools bound: the answer is parsed for tool calls
 
     def key(self, owner: int) -> tuple[Any, ...]:
         return (owner, self.prompt, self.internal, self.params, self.stops)
@@ -513,8 +518,9 @@ class UnoChatModel(BaseChatModel):
     the event loop), token streaming (`on_llm_new_token` fires, so LangGraph `stream_mode="messages"`
     streams tokens), stop sequences, `usage_metadata`, and real batching: `batch()` and
     `generate_batch()` run one left-padded `generate` (PEFT mixed-adapter batch when items need
-    different adapters) whose greedy results equal one-at-a-time calls. Tool calling is not supported
-    (`bind_tools` raises `NotImplementedError`): the small models this serves cannot call tools reliably.
+    different adapters) whose greedy results equal one-at-a-time calls. `bind_tools` renders tools into
+    the prompt and parses the answer into `tool_calls` (`uno_graph.tool_calls`), so `with_structured_output`
+    and LangChain agents work too (the embedded 135M model calls a tool only when the call is forced).
 
     Example:
         >>> from uno_graph.chat_model import UnoChatModel
@@ -764,29 +770,51 @@ class UnoChatModel(BaseChatModel):
         return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
     def get_num_tokens_from_messages(self, messages: list[BaseMessage], tools: Sequence[Any] | None = None) -> int:
-        """Prompt length in tokens once the chat template (with the generation prompt) is applied."""
-        return len(self.get_token_ids(self._render(messages)))
+        """Prompt length in tokens once the chat template (with the generation prompt, and `tools` shown
+        as a call would show them) is applied."""
+        prompt, _ = self._render_call(messages, convert_tools(tools) if tools else None)
+        return len(self.get_token_ids(prompt))
 
-    def bind_tools(self, tools: Sequence[Any], *, tool_choice: str | None = None,
+    def bind_tools(self, tools: Sequence[Any], *, tool_choice: str | bool | dict[str, Any] | None = None,
+                   parallel_tool_calls: bool | None = None, strict: bool | None = None,
                    **kwargs: Any) -> Runnable[LanguageModelInput, AIMessage]:
-        """Not supported: raises `NotImplementedError` (so `with_structured_output` is unavailable too)."""
-        raise NotImplementedError(
-            "UnoChatModel does not support tool calling: the small local models it serves (SmolLM2-135M by "
-            "default) cannot call tools reliably. Route tool use to another chat model, or parse the text output."
-        )
+        """Show `tools` to the model and read its tool calls into `AIMessage.tool_calls` (`uno_graph.tool_calls`).
+
+        `tools`: anything `convert_to_openai_tool` takes (BaseTool, function, pydantic model, TypedDict,
+        JSON schema). `tool_choice`: `"auto"` (default), `"none"`, `"any"`/`"required"`/`True` (the answer
+        is prefilled with the opening of a call, so the model must call one), or a tool's name (prefilled
+        up to the value of its first required argument; `"any"` with one tool does the same).
+        A forced call decodes without the repetition penalty unless the model or the call sets one
+        explicitly (JSON repeats quotes and braces). `parallel_tool_calls=False` keeps the first call
+        only. `strict` is accepted for compatibility and ignored: nothing constrains decoding to the
+        schema. The embedded SmolLM2-135M does not call tools on its own; forced, it fills in a
+        one-argument call (`{"city": "Paris"}`) but not a two-field schema.
+        """
+        del strict  # no constrained decoding
+        formatted = convert_tools(tools)
+        if tool_choice is not None and formatted:  # fail at bind time for an unknown name
+            resolve_tool_choice(tool_choice, tool_names(formatted))
+        if parallel_tool_calls is not None:
+            kwargs["parallel_tool_calls"] = parallel_tool_calls
+        return self.bind(tools=formatted, tool_choice=tool_choice, **kwargs)
 
     # -- preparing a call ----------------------------------------------------------------------------
 
     def _render(self, messages: Sequence[BaseMessage]) -> str:
+        return self._render_call(messages)[0]
+
+    def _render_call(self, messages: Sequence[BaseMessage], tools: list[dict[str, Any]] | None = None,
+                     tool_choice: Any = None, parallel: bool = True) -> tuple[str, ToolSetup | None]:
+        """The prompt text (chat template, generation prompt, tools and any prefilled call opening)."""
         tokenizer = self.tokenizer
         if not getattr(tokenizer, "chat_template", None):
             raise ConfigError(f"the tokenizer of {self.model_name!r} has no chat template; UnoChatModel needs one")
-        return tokenizer.apply_chat_template(messages_to_dicts(messages), tokenize=False, add_generation_prompt=True)
+        return render_prompt(tokenizer, messages_to_dicts(messages), tools, tool_choice, parallel=parallel)
 
     def _prepare(self, messages: Sequence[BaseMessage], stop: list[str] | str | None, kwargs: dict[str, Any]) -> _Job:
         unknown = sorted(set(kwargs) - _CALL_KWARGS)
         if unknown:
-            hint = " (UnoChatModel has no tool calling)" if {"tools", "tool_choice", "functions"} & set(unknown) else ""
+            hint = " (bind tools with bind_tools)" if "functions" in unknown else ""
             raise ConfigError(
                 f"unsupported call argument(s) {unknown}{hint}; accepted: {sorted(_CALL_KWARGS - {'stream'})}"
             )
@@ -807,12 +835,17 @@ class UnoChatModel(BaseChatModel):
             internal = self._handles[adapter]
         else:
             raise self._not_found(adapter)
+        prompt, tools = self._render_call(messages, kwargs.get("tools"), kwargs.get("tool_choice"),
+                                          parallel=kwargs.get("parallel_tool_calls") is not False)
+        penalty = self.repetition_penalty
+        if tools is not None and tools.prefix and "repetition_penalty" not in self.model_fields_set:
+            penalty = 1.0  # a forced call is JSON: the default penalty punishes its repeated quotes and braces
         max_new = kwargs.get("max_new_tokens", kwargs.get("max_tokens", self.max_new_tokens))
         params = _Params(
             max_new_tokens=int(max_new),
             temperature=float(kwargs.get("temperature", self.temperature)),
             top_p=float(kwargs.get("top_p", self.top_p)),
-            repetition_penalty=float(kwargs.get("repetition_penalty", self.repetition_penalty)),
+            repetition_penalty=float(kwargs.get("repetition_penalty", penalty)),
             seed=kwargs.get("seed", self.seed),
         )
         if params.max_new_tokens < 1:
@@ -827,9 +860,10 @@ class UnoChatModel(BaseChatModel):
         if isinstance(stop, str):
             stop = [stop]
         stops = tuple(s for s in (stop or []) if s)
-        prompt = self._render(messages)
+        if tools is not None and tools.stop and tools.stop not in stops:
+            stops += (tools.stop,)
         return _Job(prompt=prompt, ids=self.get_token_ids(prompt), adapter=adapter, internal=internal,
-                    params=params, stops=stops)
+                    params=params, stops=stops, tools=tools)
 
     def _message(self, job: _Job, row: _Row) -> AIMessage:
         text = row.text if row.text is not None else self.tokenizer.decode(row.ids, skip_special_tokens=True)
@@ -837,7 +871,15 @@ class UnoChatModel(BaseChatModel):
         if cut is not None:
             text = text[:cut]
         finish = "length" if row.reason == "length" and cut is None else "stop"
-        return AIMessage(content=text, usage_metadata=self._usage(job, row), response_metadata=self._meta(job, finish))
+        if job.tools is None:
+            return AIMessage(content=text, usage_metadata=self._usage(job, row),
+                             response_metadata=self._meta(job, finish))
+        parsed = limit_calls(parse_tool_calls(job.tools.prefix + text, job.tools.names), job.tools)
+        if parsed.tool_calls and finish == "stop":
+            finish = "tool_calls"
+        return AIMessage(content=parsed.content, tool_calls=parsed.tool_calls,
+                         invalid_tool_calls=parsed.invalid_tool_calls, usage_metadata=self._usage(job, row),
+                         response_metadata=self._meta(job, finish))
 
     def _usage(self, job: _Job, row: _Row) -> UsageMetadata:
         return UsageMetadata(input_tokens=len(job.ids), output_tokens=row.output_tokens,
@@ -881,7 +923,8 @@ class UnoChatModel(BaseChatModel):
         if prefilled is not None:  # inside batch(): the batched generate already ran
             chunk = ChatGenerationChunk(message=AIMessageChunk(
                 content=prefilled.content, usage_metadata=prefilled.usage_metadata,
-                response_metadata=prefilled.response_metadata, chunk_position="last"))
+                response_metadata=prefilled.response_metadata, tool_call_chunks=chunks_of(prefilled),
+                chunk_position="last"))
             if run_manager:
                 run_manager.on_llm_new_token(chunk.text, chunk=chunk)
             yield chunk
@@ -889,6 +932,9 @@ class UnoChatModel(BaseChatModel):
 
         cancel = threading.Event()
         pieces = self._engine.stream(job.ids, job.internal, job.params, job.stops, cancel)
+        # With tools bound, text that may open a tool call is held back for the last chunk, which then
+        # carries the rest of the text and the parsed calls as tool_call_chunks (uno_graph.tool_calls).
+        prefix = job.tools.prefix if job.tools is not None else ""
         buffer = emitted = ""
         row: _Row | None = None
         try:
@@ -897,9 +943,13 @@ class UnoChatModel(BaseChatModel):
                     row = piece
                     break
                 buffer += piece
-                safe = _safe_len(buffer, job.stops)
-                if safe > len(emitted):
-                    text, emitted = buffer[len(emitted):safe], buffer[:safe]
+                start, safe = 0, _safe_len(buffer, job.stops)
+                if job.tools is not None:
+                    start, end = streamable_span(prefix + buffer)
+                    start, safe = start - len(prefix), min(safe, end - len(prefix))
+                if safe > start + len(emitted):
+                    text = buffer[start + len(emitted):safe]
+                    emitted += text
                     chunk = ChatGenerationChunk(message=AIMessageChunk(content=text))
                     if run_manager:
                         run_manager.on_llm_new_token(text, chunk=chunk)
@@ -915,7 +965,7 @@ class UnoChatModel(BaseChatModel):
                 rest = ""
             chunk = ChatGenerationChunk(message=AIMessageChunk(
                 content=rest, usage_metadata=final.usage_metadata, response_metadata=final.response_metadata,
-                chunk_position="last"))
+                tool_call_chunks=chunks_of(final), chunk_position="last"))
             if run_manager:
                 run_manager.on_llm_new_token(rest, chunk=chunk)
             yield chunk
