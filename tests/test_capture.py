@@ -17,6 +17,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.store.memory import InMemoryStore
 
 from tests.fakes import AdapterEcho, KeywordEmbedder, keyword_router
+from tests.requires import require_module
 from uno_graph.capture import (BaseStoreLogStore, FeedbackError, JsonlLogStore, Recorder, UnknownLogError, export,
                                feedback)
 from uno_graph.config import UnoConfig
@@ -260,7 +261,7 @@ def test_basestore_log_store_with_inmemorystore(router, tmp_path):
 # -- create_agent middleware ------------------------------------------------------------------------------
 
 def test_middleware_records_final_answers_and_follow_ups(router, events):
-    pytest.importorskip("langchain.agents")
+    require_module("langchain.agents", "pip install 'uno-graph[agents]'")
     from langchain.agents import create_agent
 
     from uno_graph.middleware import UnoMiddleware
@@ -282,7 +283,7 @@ def test_middleware_records_final_answers_and_follow_ups(router, events):
 
 
 def test_middleware_with_a_failing_store_still_answers(router, caplog):
-    pytest.importorskip("langchain.agents")
+    require_module("langchain.agents", "pip install 'uno-graph[agents]'")
     import asyncio
 
     from langchain.agents import create_agent

@@ -23,7 +23,9 @@ import time
 import numpy as np
 import pytest
 
-pytest.importorskip("xllamacpp")
+from tests.requires import require_module
+
+require_module("xllamacpp", "pip install 'uno-graph[llamacpp]'")
 pytestmark = pytest.mark.integration
 
 PROMPTS = ["What is the capital of France?", "How do I boil an egg?", "Give me a tip for learning Python.",

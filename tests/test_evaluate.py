@@ -7,6 +7,7 @@ import pytest
 from langchain_core.language_models.fake_chat_models import FakeListChatModel
 
 from tests.fakes import AdapterEcho, KeywordEmbedder
+from tests.requires import require_module
 from uno_graph.config import UnoConfig
 from uno_graph.errors import ConfigError, LogFormatError
 from uno_graph.evaluate import (
@@ -149,7 +150,7 @@ def test_pairwise_judge_cancels_position_bias():
 
 
 def test_judge_and_plots_from_evaluate(system, testset, tmp_path):
-    pytest.importorskip("matplotlib")
+    require_module("matplotlib", "pip install 'uno-graph[eval]'")
     judge = FakeListChatModel(responses=["T"] * 100)
     result = evaluate(None, testset, tmp_path / "p.jsonl", system=system, judge=judge, progress=False,
                       plot_dir=tmp_path / "plots", check=lambda item, answer: len(answer) > 3)

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.requires import require_module
+
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 
@@ -33,7 +35,7 @@ def _run(script: str, *args: str) -> subprocess.CompletedProcess:
 @pytest.mark.parametrize("script", sorted(CASES))
 def test_example_runs_offline(script):
     if script == "agent_middleware.py":
-        pytest.importorskip("langchain.agents")
+        require_module("langchain.agents", "pip install 'uno-graph[agents]'")
     args, expected = CASES[script]
     proc = _run(script, *args)
     assert proc.returncode == 0, proc.stderr[-3000:]

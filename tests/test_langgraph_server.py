@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("langgraph_cli", reason="langgraph-cli is not installed: pip install 'uno-graph[server]' "
-                                            "(langgraph-cli[inmem]; `make install` installs it)")
+from tests.requires import require_module
+
+require_module("langgraph_cli", "pip install 'uno-graph[server]' (langgraph-cli[inmem]; `make install` installs it)")
 
 from tests.fakes import make_lora  # noqa: E402
 from tests.test_serving_remote import publish  # noqa: E402

@@ -4,7 +4,9 @@ import asyncio
 
 import pytest
 
-pytest.importorskip("langchain.agents")
+from tests.requires import require_module
+
+require_module("langchain.agents", "pip install 'uno-graph[agents]'")
 
 from langchain.agents import create_agent  # noqa: E402
 from langchain.agents.middleware import ModelRequest, ModelResponse  # noqa: E402

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.fakes import AdapterEcho, KeywordEmbedder, make_lora
+from tests.requires import missing, require_module
 from uno_graph.config import UnoConfig
 from uno_graph.errors import AdapterNotFoundError, ArtifactError, ConfigError
 
@@ -74,7 +75,7 @@ def chroma_url(tmp_path_factory):
     """A real `chroma run` server (the Rust binary shipped in the chromadb wheel) on a free port."""
     exe = shutil.which("chroma") or str(Path(sys.executable).with_name("chroma"))
     if not Path(exe).exists():
-        pytest.skip("the `chroma` CLI is not installed")
+        missing(f"the `chroma` CLI is not at {exe} (it ships with the chromadb wheel: make install)")
     root = tmp_path_factory.mktemp("chroma-server")
     port = _free_port()
     with (root / "server.log").open("wb") as out:
@@ -146,7 +147,7 @@ def server(llm):
 
 @pytest.fixture()
 def remote(server):
-    pytest.importorskip("langchain_openai")
+    require_module("langchain_openai", "pip install 'uno-graph[endpoint]'")
     from uno_graph.endpoint import EndpointChatModel
 
     return EndpointChatModel(base_url=server.url, model="tiny", timeout=30)
@@ -267,7 +268,7 @@ def test_endpoint_answers_equal_the_local_model(server, llm, remote):
 
 
 def test_adapter_name_mapping(server, llm):
-    pytest.importorskip("langchain_openai")
+    require_module("langchain_openai", "pip install 'uno-graph[endpoint]'")
     from uno_graph.endpoint import EndpointChatModel
 
     mapped = EndpointChatModel(base_url=server.url, model="tiny", adapter_models={"eggs": "c-egg/expert"})
@@ -302,7 +303,7 @@ def test_graph_sends_chosen_steps_to_the_endpoint(workdir, llm, remote):
 
 
 def test_system_refuses_an_endpoint_missing_a_routed_adapter(workdir, tiny_lm_dir, llm):
-    pytest.importorskip("langchain_openai")
+    require_module("langchain_openai", "pip install 'uno-graph[endpoint]'")
     from uno_graph.chat_model import UnoChatModel
     from uno_graph.endpoint import EndpointChatModel
     from uno_graph.graph import UnoSystem

@@ -24,6 +24,7 @@ from langgraph.graph import START, MessagesState, StateGraph
 
 from tests.fake_openai import FakeOpenAI
 from tests.fakes import AdapterEcho, keyword_router
+from tests.requires import require_module
 from uno_graph.graph import build_graph
 from uno_graph.nodes.common import last_query
 from uno_graph.state import UnoContext
@@ -179,7 +180,7 @@ def openai_fake():
 
 @pytest.fixture()
 def endpoint(openai_fake):
-    pytest.importorskip("langchain_openai")
+    require_module("langchain_openai", "pip install 'uno-graph[endpoint]'")
     from uno_graph.endpoint import EndpointChatModel
 
     return EndpointChatModel(base_url=openai_fake.url, model="fake-base", timeout=10, max_retries=0)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.requires import require_module
 from uno_graph.adapters import (
     OBJECTIVES,
     TrainExample,
@@ -24,7 +25,7 @@ from uno_graph.adapters.train import _TruncatingCollator, build_trainer
 from uno_graph.config import LoraSettings, TrainSettings
 from uno_graph.errors import ArtifactError, ConfigError
 
-pytest.importorskip("trl")
+require_module("trl", "pip install 'uno-graph[train]'")
 
 LORA = LoraSettings(r=4, alpha=8, dropout=0.0)
 SETTINGS = TrainSettings(epochs=2, batch_size=2, learning_rate=5e-3, max_prompt_tokens=48, max_answer_tokens=16)
