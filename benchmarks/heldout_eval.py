@@ -45,7 +45,7 @@ def main() -> None:
     seconds["baseline"] = run("baseline", args.logs, "--workdir", args.workdir, "-q")
     pred = wd / "eval" / "predictions.jsonl"
     seconds["eval"] = run("eval", args.test, "--workdir", args.workdir, "--out", str(pred), "--check", args.check,
-                          "--systems", "base,uno,uno_single,rules_in_context,topic_sft", "--plot", str(wd / "eval"), "-q")
+                          "--systems", "base,uno,uno_single,uno_user,rules_in_context,topic_sft", "--plot", str(wd / "eval"), "-q")
     learn = json.loads((wd / "summary.json").read_text())
     evaluation = json.loads(Path(f"{pred}.summary.json").read_text())
     result = {"seconds_this_run": seconds, "learn_timings_s": learn["timings_s"],
@@ -64,8 +64,9 @@ def main() -> None:
 
 def subject_split(pred: Path, test: Path, logs: Path) -> dict:
     """Check rates per topic and system, apart for test questions on a subject the logs mention and on one
-    they never mention. No router can tell from a question on a new subject which topic's want it has (the
-    test items carry no user); the naive baseline is told each item's topic."""
+    they never mention. No query router can tell from a question on a new subject which topic's want it has;
+    `uno_user` routes an item that carries a user id among that user's own clusters; the naive baseline is
+    told each item's topic."""
     from uno_graph.verify import wilson_bounds
 
     logged = {json.loads(line).get("metadata", {}).get("subject") for line in logs.read_text().splitlines() if line.strip()}
@@ -91,8 +92,11 @@ def subject_split(pred: Path, test: Path, logs: Path) -> dict:
     return out
 
 
+SYSTEMS = ["base", "uno", "uno_single", "uno_user", "rules_in_context", "topic_sft"]
+
+
 def subject_table(split: dict) -> str:
-    systems = ["base", "uno", "uno_single", "rules_in_context", "topic_sft"]
+    systems = SYSTEMS
     lines = ["| topic, questions (n) | " + " | ".join(systems) + " |", "|---" * (len(systems) + 1) + "|"]
     for topic, parts in split.items():
         for part in ("logged subjects", "new subject"):
@@ -107,7 +111,7 @@ def subject_table(split: dict) -> str:
 
 def markdown_table(result: dict) -> str:
     """Per topic and system: the check rate with its 95 % interval and n (the README's table)."""
-    systems = ["base", "uno", "uno_single", "rules_in_context", "topic_sft"]
+    systems = SYSTEMS
     lines = ["| topic (n) | " + " | ".join(systems) + " |", "|---" * (len(systems) + 1) + "|"]
     rows = list(result["topics"].items()) + [("all", result["systems"])]
     for topic, per in rows:

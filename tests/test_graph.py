@@ -69,3 +69,33 @@ def test_stream_events_and_parent_mount(router):
     out = parent.compile().invoke({"messages": [("user", "boil an egg")]})
     assert [m.type for m in out["messages"]] == ["human", "ai"]
     assert "route" not in out and out["messages"][-1].response_metadata["uno_adapter"] == "c-egg/expert"
+
+
+def test_a_returning_user_is_routed_among_the_clusters_of_their_own_logs(tmp_path):
+    import json
+
+    from uno_graph.config import UnoConfig
+    from uno_graph.router import Router
+
+    by_query = keyword_router(tmp_path / "chroma")
+    store = by_query.store
+    store.update_cluster("c-egg", users=json.dumps(["alice"]))
+    store.update_cluster("c-paris", users=json.dumps(["bob", "carol"]))
+    store.update_cluster("c-train", users=json.dumps(["carol"]))
+    router = Router(store, by_query.embedder, UnoConfig(route_by_user=True))
+    # alice asks about a subject no log mentions: her own cluster answers, however far it is
+    assert router.route("tell me a joke", "alice").adapter == "c-egg/expert"
+    assert router.route("tell me a joke", "bob").adapter == "c-paris/critic"
+    # among several clusters of hers, the nearest to the query; a cluster served by base stays base
+    assert router.route("which train to take", "carol").route == "base"
+    assert router.route("what is in paris", "carol").adapter == "c-paris/critic"
+    # no user, an unknown user, or the option off: by the query alone
+    assert router.route("tell me a joke").route == "base"
+    assert router.route("tell me a joke", "dave").route == "base"
+    off = Router(store, by_query.embedder, UnoConfig())
+    assert off.route("tell me a joke", "alice").route == "base"
+    assert off.route("tell me a joke", "alice", by_user=True).adapter == "c-egg/expert"  # as `uno_user` in eval
+    # through the graph, the user comes from the run's context
+    graph = build_graph(AdapterEcho(calls=[]), router, mode="uno").compile()
+    assert _ask(graph, "tell me a joke", context=UnoContext(user_id="alice")).content.startswith("[c-egg/expert]")
+    assert _ask(graph, "tell me a joke").response_metadata["uno_route"] == "base"

@@ -21,7 +21,7 @@ def _config(args: argparse.Namespace) -> UnoConfig:
                     gap_signal=args.gap_signal, gap_threshold=args.gap_threshold, win_rate_threshold=args.win_rate_threshold,
                     bleu_threshold=args.bleu_threshold, max_new_tokens=args.max_new_tokens,
                     expert_objective=args.expert_objective, redact=not args.no_redact,
-                    max_user_share=args.max_user_share)
+                    max_user_share=args.max_user_share, route_by_user=args.route_by_user)
     cfg.train = TrainSettings(**{**vars(cfg.train), "epochs": args.epochs, "batch_size": args.batch_size})
     return cfg
 
@@ -393,6 +393,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cluster-threshold", type=float, default=d.cluster_threshold,
                    help="Ward merge height (default: the cut with the best silhouette)")
     p.add_argument("--min-cluster-size", type=int, default=d.min_cluster_size)
+    p.add_argument("--route-by-user", action="store_true",
+                   help="serve a query that carries a user id from the nearest of that user's own clusters")
     p.add_argument("--gap-signal", choices=("likelihood", "yesno"), default=d.gap_signal,
                    help="likelihood: base model's log-likelihood of endorsed vs logged answers; yesno: the paper's")
     p.add_argument("--gap-threshold", type=float, default=None, help="fixed gap threshold (default: calibrated)")
@@ -450,7 +452,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workdir", required=True)
     p.add_argument("--out", required=True, help="predictions JSONL (rerun to resume); a .summary.json is written next to it")
     p.add_argument("--systems", default="base,uno,uno_single,rules_in_context",
-                   help="comma-separated subset of base, uno, uno_single, rules_in_context, topic_sft "
+                   help="comma-separated subset of base, uno, uno_single, uno_user, rules_in_context, topic_sft "
                         "(the naive per-topic SFT baseline; train it first with `uno-graph baseline`)")
     p.add_argument("--check", default=None, help="per-item check: module:function or path/file.py:function, "
                                                  "called as fn(item, answer) -> bool | float")

@@ -83,6 +83,10 @@ class UnoConfig:
     # base model; None = each cluster's own reach (95th-percentile member distance × route_margin)
     route_threshold: float | None = None
     route_margin: float = 1.5
+    # a query that comes with a user id goes to the nearest of the clusters that user's logs are in
+    # (router.py); off by default: where what users want follows the topic rather than the user, a
+    # user's question on a new topic would go to one of their old topics' clusters
+    route_by_user: bool = False
     # cognitive gap (gap.py): "likelihood" = how much less likely the base model finds the endorsed
     # answers than its own, in nats/token; "yesno" = the paper's yes/no novelty per rule (0.45 for its
     # reranker). A cluster at or above the threshold tries the Critic path first. None = calibrate on

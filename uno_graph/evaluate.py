@@ -10,6 +10,8 @@ Systems (``--systems``):
 * ``base``: the base model, adapters off.
 * ``uno``: the UNO state machine (route → expert | base → critique → revise).
 * ``uno_single``: UNO with Critic clusters answered by the base model (one call per query).
+* ``uno_user``: UNO routing a test item that carries a ``user_id`` by its user (`route_by_user`:
+  the nearest of the clusters that user's logs are in), else by its query.
 * ``rules_in_context``: the paper's retrieval baseline: the rules of the query's nearest clusters
   go into a system prompt for the base model; no adapters.
 * ``topic_sft``: the naive baseline (`uno_graph.baselines`): one SFT LoRA per known topic, trained on
@@ -48,7 +50,7 @@ from uno_graph.metrics import rouge_l
 from uno_graph.router import RouteDecision
 from uno_graph.workdir import read_jsonl
 
-SYSTEMS = ("base", "uno", "uno_single", "rules_in_context", "topic_sft")
+SYSTEMS = ("base", "uno", "uno_single", "rules_in_context", "topic_sft", "uno_user")
 DEFAULT_SYSTEMS = SYSTEMS[:4]  # topic_sft needs `uno-graph baseline` first
 
 RULES_SYSTEM = ("Users of this assistant have asked for the following. Follow these rules when they apply "
@@ -232,7 +234,8 @@ class SystemRunner:
     # -- the UNO state machine, stage by stage over a batch ----------------------------------------
     def _uno(self, items: Sequence[TestItem], mode: str) -> list[Answer]:
         start = time.perf_counter()
-        decisions: list[RouteDecision] = [self.router.route(item.query) for item in items]
+        by_user = True if mode == "uno_user" else None  # None: as the work directory's config says
+        decisions: list[RouteDecision] = [self.router.route(item.query, item.user_id, by_user=by_user) for item in items]
         route_s = (time.perf_counter() - start) / len(items)
         answers = [Answer("", d.route, d.cluster_id, d.adapter, latency_s=route_s) for d in decisions]
         expert = [i for i, d in enumerate(decisions) if d.route == "expert"]
@@ -348,6 +351,8 @@ class SystemRunner:
             return self._base(items) if batched else [a for item in items for a in self._base([item])]
         if system_name in ("uno", "uno_single"):
             return self._uno(items, system_name) if batched else self._uno_graph(items, system_name)
+        if system_name == "uno_user":
+            return self._uno(items, system_name)
         if system_name == "topic_sft":
             return self._topic_sft(items)
         if system_name == "rules_in_context":

@@ -203,11 +203,16 @@ class UnoMiddleware(AgentMiddleware):
             return result
         return await asyncio.to_thread(self._recorded, request, result)
 
+    @staticmethod
+    def _user_id(request: ModelRequest) -> str | None:
+        runtime = getattr(request, "runtime", None)
+        return run_ids(getattr(runtime, "context", None), _run_config(), runtime)[0]
+
     def _route_call(self, request: ModelRequest, handler):
         query = _last_query(request.messages)
         if query is None:
             return handler(request)
-        decision = self.router.route(query)
+        decision = self.router.route(query, self._user_id(request))
         if decision.route == "expert":
             return self._one_call(handler(self._expert_request(request, decision.adapter)), decision,
                                   route="expert", adapter=decision.adapter)
@@ -228,7 +233,7 @@ class UnoMiddleware(AgentMiddleware):
         query = _last_query(request.messages)
         if query is None:
             return await handler(request)
-        decision = await asyncio.to_thread(self.router.route, query)
+        decision = await asyncio.to_thread(self.router.route, query, self._user_id(request))
         if decision.route == "expert":
             return self._one_call(await handler(self._expert_request(request, decision.adapter)), decision,
                                   route="expert", adapter=decision.adapter)

@@ -377,8 +377,12 @@ def _cluster(run: _Run, rows, pairs, store) -> list[dict[str, Any]]:
             for m in c.members:
                 topic = str(by_id[m].get("metadata", {}).get("topic", "-"))
                 topics[topic] = topics.get(topic, 0) + 1
+            users: dict[str, int] = {}
+            for m in c.members:
+                if by_id[m].get("user_id") is not None:
+                    users[str(by_id[m]["user_id"])] = users.get(str(by_id[m]["user_id"]), 0) + 1
             out.append({"id": c.id, "members": c.members, "size": c.size, "radius": round(c.radius, 4),
-                        "eligible": c.size >= cfg.min_cluster_size, "topics": topics,
+                        "eligible": c.size >= cfg.min_cluster_size, "topics": topics, "users": users,
                         "rules": c.rules[:20], "centroid": [round(float(x), 6) for x in c.centroid],
                         "data_hash": incremental.cluster_data_hash(c.members, pair_by_id, by_id)})
         eligible = [c for c in out if c["eligible"]]
@@ -411,6 +415,7 @@ def _store_clusters(store, eligible: list[dict[str, Any]], before: dict[str, dic
             continue
         kept = {k: v for k, v in (row or {}).items() if k != "id"}
         store.put_cluster(c["id"], c["centroid"], {**kept, "size": c["size"], "radius": c["radius"],
+                                                   "users": json.dumps(sorted(c.get("users", {}))),
                                                    "route": kept.get("route", "base"), "status": "pending"})
     store.remove_clusters({c["id"] for c in eligible})
 

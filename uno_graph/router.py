@@ -3,6 +3,12 @@
 A query farther than the cluster's reach (or the configured `route_threshold`) is served by the base
 model: the reference forced every query into some cluster's adapter.
 
+With a user id (`route(query, user_id=...)`, from `UnoContext.user_id`) and `route_by_user` on, a
+returning user's query goes to the nearest of the clusters *their own logs* are in, at any distance:
+what a user asked for follows the user to subjects no log mentions, which the query alone cannot
+tell (a cluster is one subject; a new subject is nearest to some other user's cluster). A user with
+no clustered logs, or no user id, is routed by the query alone.
+
 The router answers from a snapshot of the cluster table (`RouteTable`), read from Chroma when the
 router is built and swapped whole by `use` (see `UnoSystem.reload`). While `uno-graph learn` rewrites
 the table (clusters marked pending, routes set as adapters are published), a serving process keeps
@@ -12,6 +18,8 @@ exactly with numpy in microseconds, without a round trip to a Chroma server.
 
 from __future__ import annotations
 
+import json
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,13 +67,30 @@ class RouteTable:
         """Clusters a `learn` run has (re)created but not finished (their route is not final yet)."""
         return [row["id"] for row in self.rows if row.get("status") == "pending"]
 
-    def nearest(self, vector: np.ndarray) -> tuple[dict[str, Any], float] | None:
-        """The nearest cluster's row and its L2 distance (None for an empty table)."""
+    def nearest(self, vector: np.ndarray, *, user_id: str | None = None) -> tuple[dict[str, Any], float] | None:
+        """The nearest cluster's row and its L2 distance (None for an empty table); with `user_id`, the
+        nearest of the clusters holding that user's logs (None when there are none)."""
         if not self.ids:
             return None
         distances = np.linalg.norm(self.centroids - np.asarray(vector, dtype=np.float32)[None, :], axis=1)
+        if user_id is not None:
+            mine = np.asarray([user_id in users_of(row) for row in self.rows])
+            if not mine.any():
+                return None
+            distances = np.where(mine, distances, np.inf)
         best = int(np.argmin(distances))
         return self.rows[best], float(distances[best])
+
+
+def users_of(row: dict[str, Any]) -> frozenset[str]:
+    """The user ids of a cluster row's logs (stored as a JSON list; rows from before have none)."""
+    raw = row.get("users")
+    if not raw:
+        return frozenset()
+    try:
+        return frozenset(str(u) for u in json.loads(raw))
+    except (TypeError, ValueError):
+        return frozenset()
 
 
 class Router:
@@ -94,12 +119,19 @@ class Router:
         """Route by `table` from the next query on (one attribute swap: a query sees the old or the new)."""
         self.table = table
 
-    def route(self, query: str) -> RouteDecision:
-        found = self.table.nearest(self.embedder.encode([query])[0])
+    def route(self, query: str, user_id: str | None = None, *, by_user: bool | None = None) -> RouteDecision:
+        """The route of `query`; `user_id` counts only with `by_user` (default: the config's
+        `route_by_user`) on, see the module."""
+        vector = self.embedder.encode([query])[0]
+        by_user = (self.config.route_by_user if by_user is None else by_user) and user_id is not None
+        found = self.table.nearest(vector, user_id=str(user_id)) if by_user else None
+        if found is None:
+            by_user = False
+            found = self.table.nearest(vector)
         if found is None:
             return RouteDecision("base", None, None, None)
         row, distance = found
-        reach = self.config.route_threshold or float(row.get("radius", 0.0)) * self.config.route_margin
+        reach = math.inf if by_user else (self.config.route_threshold or float(row.get("radius", 0.0)) * self.config.route_margin)
         route = str(row.get("route", "base"))
         if distance > reach or route not in ROUTED or not row.get("adapter"):
             return RouteDecision("base", row["id"] if distance <= reach else None, distance, None)

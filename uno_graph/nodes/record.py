@@ -21,13 +21,13 @@ from uno_graph.capture.recorder import Recorder, run_ids
 from uno_graph.state import UnoContext, UnoState
 
 
-def with_followups(route: Callable[[UnoState], dict], recorder: Recorder):
+def with_followups(route: Callable[[UnoState, Runtime[UnoContext]], dict], recorder: Recorder):
     """The route node, recording the turn's follow-ups to the previous answer first."""
 
     def route_and_record_followups(state: UnoState, runtime: Runtime[UnoContext], config: RunnableConfig) -> dict:
         user_id, thread_id = run_ids(runtime.context, config, runtime)
         recorder.record_followup(state["messages"], user_id=user_id, thread_id=thread_id)
-        return route(state)
+        return route(state, runtime)
 
     return route_and_record_followups
 

@@ -14,8 +14,9 @@ from uno_graph.state import UnoContext, UnoState
 
 
 def make_route(router: Router):
-    def route(state: UnoState) -> dict:
-        decision = router.route(last_query(state["messages"]))
+    def route(state: UnoState, runtime: Runtime[UnoContext]) -> dict:
+        context = runtime.context if runtime is not None else None
+        decision = router.route(last_query(state["messages"]), getattr(context, "user_id", None))
         update = {"route": decision.route, "cluster_id": decision.cluster_id, "distance": decision.distance,
                   "adapter": decision.adapter, "budget": decision.max_new_tokens, "tokens": {"input_tokens": 0, "output_tokens": 0, "calls": 0}}
         get_stream_writer()({"uno_event": "routed", "route": decision.route, "cluster_id": decision.cluster_id,
