@@ -435,7 +435,8 @@ def build_parser() -> argparse.ArgumentParser:
     for name, help_ in (("ask", "answer one question through the learned graph"), ("chat", "interactive, streaming chat")):
         p = sub.add_parser(name, help=help_)
         p.add_argument("--workdir", required=True)
-        p.add_argument("--mode", choices=["uno", "uno_single"], default="uno")
+        p.add_argument("--mode", choices=["uno", "uno_single", "rules_in_context"], default="uno",
+                       help="rules_in_context: no adapters; the nearest clusters' rules in a system prompt")
         p.add_argument("--user-id", default=None)
         p.add_argument("--record", default=None, metavar="EVENTS.jsonl",
                        help="record answers, follow-ups (and, in chat, /rate /edit /comment) into this event file")

@@ -48,13 +48,12 @@ from uno_graph.errors import ConfigError, LogFormatError
 from uno_graph.logs import LogProblem, _Bad, _messages_only
 from uno_graph.metrics import rouge_l
 from uno_graph.router import RouteDecision
+from uno_graph.rules_context import RULES_SYSTEM, RulesInContext  # noqa: F401 - RULES_SYSTEM re-exported
 from uno_graph.workdir import read_jsonl
 
 SYSTEMS = ("base", "uno", "uno_single", "rules_in_context", "topic_sft", "uno_user")
 DEFAULT_SYSTEMS = SYSTEMS[:4]  # topic_sft needs `uno-graph baseline` first
 
-RULES_SYSTEM = ("Users of this assistant have asked for the following. Follow these rules when they apply "
-                "to the question:\n{rules}")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -230,6 +229,7 @@ class SystemRunner:
         self.system = system
         self.model, self.router, self.store = system.model, system.router, system.store
         self.rules_k_clusters, self.max_rules = rules_k_clusters, max_rules
+        self.rules = RulesInContext(self.store, self.router.embedder, k_clusters=rules_k_clusters, max_rules=max_rules)
 
     # -- the UNO state machine, stage by stage over a batch ----------------------------------------
     def _uno(self, items: Sequence[TestItem], mode: str) -> list[Answer]:
@@ -316,30 +316,23 @@ class SystemRunner:
         return answers
 
     def rules_for_query(self, query: str) -> tuple[list[str], str | None]:
-        """The nearest clusters' rules, closest to the query first (the paper's retrieval baseline)."""
-        vector = self.router.embedder.encode([query])[0]
-        clusters = [hit.cluster_id for hit in self.store.nearest(vector, k=self.rules_k_clusters)]
-        if not clusters:
-            return [], None
-        ranked = self.store.search_rules(vector, k=max(50, self.max_rules * 5))
-        rules = [doc for doc, _, meta in ranked if meta.get("cluster_id") in clusters]
-        if len(rules) < self.max_rules:  # the cluster's rules beyond the nearest few
-            for cid in clusters:
-                rules.extend(self.store.rules_for(cid))
-        return list(dict.fromkeys(r.strip() for r in rules if r.strip()))[: self.max_rules], clusters[0]
+        """The nearest clusters' rules, closest to the query first (`uno_graph.rules_context`)."""
+        found = self.rules.retrieve(query)
+        return list(found.rules), found.cluster_id
 
     def _rules_in_context(self, items: Sequence[TestItem]) -> list[Answer]:
         start = time.perf_counter()
-        retrieved = [self.rules_for_query(item.query) for item in items]
+        retrieved = [self.rules.retrieve(item.query) for item in items]
         retrieve_s = (time.perf_counter() - start) / len(items)
         conversations = []
-        for item, (rules, _) in zip(items, retrieved):
-            system = [{"role": "system", "content": RULES_SYSTEM.format(rules=prompts.numbered(rules))}] if rules else []
+        for item, found in zip(items, retrieved):
+            prompt = found.system_prompt()
+            system = [{"role": "system", "content": prompt}] if prompt else []
             conversations.append(system + list(item.messages))
         replies, share = _generate(self.model, conversations, [None] * len(items))
         answers = []
-        for reply, (_, cluster) in zip(replies, retrieved):
-            answer = Answer(str(reply.content), "rules", cluster, latency_s=retrieve_s)
+        for reply, found in zip(replies, retrieved):
+            answer = Answer(str(reply.content), "rules", found.cluster_id, latency_s=retrieve_s)
             answer.spend(reply, share)
             answers.append(answer)
         return answers

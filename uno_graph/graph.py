@@ -4,8 +4,11 @@
     >>> graph = build_graph(system.model, system.router).compile()            # doctest: +SKIP
     >>> graph.invoke({"messages": [("user", "How do I make pancakes?")]})     # doctest: +SKIP
 
-Modes: ``uno`` (Critic clusters go through critique → revise) and ``uno_single`` (Critic clusters
-are answered by the base model: one call, no extra tokens). The builder is returned uncompiled, with
+Modes: ``uno`` (Critic clusters go through critique → revise), ``uno_single`` (Critic clusters
+are answered by the base model: one call, no extra tokens) and ``rules_in_context`` (no routing, no
+adapter: the rules of the query's nearest clusters go into a system prompt for the base model, the
+evaluation's retrieval baseline served; `uno_graph.rules_context`). `UnoContext.mode` picks another
+mode per run. The builder is returned uncompiled, with
 no checkpointer, so a parent graph or `langgraph.json` brings its own.
 
 Each step can use its own chat model (``models={"expert": ..., "critic": ..., "base": ...}``), e.g.
@@ -48,6 +51,7 @@ from uno_graph.nodes import (
     make_record,
     make_revise,
     make_route,
+    make_rules_generate,
     next_after_base,
     next_after_route,
     with_followups,
@@ -57,7 +61,7 @@ from uno_graph.state import MessagesIO, UnoContext, UnoState
 
 log = logging.getLogger(__name__)
 
-MODES = ("uno", "uno_single")
+MODES = ("uno", "uno_single", "rules_in_context")
 STEPS = ("expert", "critic", "base")  # Expert answers, critiques, base answers (drafts and revisions too)
 
 
@@ -75,7 +79,7 @@ def step_models(model, models: Mapping[str, Any] | None = None) -> dict[str, Any
 
 
 def build_graph(model, router: Router, mode: str = "uno", *, models: Mapping[str, Any] | None = None,
-                recorder: Any = None) -> StateGraph:
+                recorder: Any = None, rules: Any = None) -> StateGraph:
     """An uncompiled UNO graph whose input and output schemas hold `messages` only.
 
     Args:
@@ -83,7 +87,7 @@ def build_graph(model, router: Router, mode: str = "uno", *, models: Mapping[str
             (`UnoChatModel`, `EndpointChatModel`), with ``config=`` tagged ``nostream`` for the
             Critic path's draft and critique.
         router: routes a query to expert | critic | base.
-        mode: "uno" or "uno_single".
+        mode: "uno", "uno_single" or "rules_in_context".
         models: per-step overrides, keys from `STEPS`: "expert" answers Expert clusters with their
             adapter, "critic" writes critiques with the Critic adapter, "base" answers everything else
             and drafts and revises on Critic clusters.
@@ -92,6 +96,8 @@ def build_graph(model, router: Router, mode: str = "uno", *, models: Mapping[str
             follow-up, and the answer carries ``response_metadata["uno_log_id"]`` for feedback.
             Adds a final ``record`` node; the user id comes from `UnoContext.user_id`, the thread
             from ``config["configurable"]["thread_id"]``.
+        rules: the rules retrieval of mode ``rules_in_context`` (a `uno_graph.rules_context.RulesInContext`;
+            default: over the router's store and embedder).
 
     Example:
         >>> remote = EndpointChatModel(base_url="http://127.0.0.1:8001/v1", model="smollm2")   # doctest: +SKIP
@@ -103,15 +109,17 @@ def build_graph(model, router: Router, mode: str = "uno", *, models: Mapping[str
     recorder = as_recorder(recorder)
     finish = END if recorder is None else "record"  # where an answer goes
     builder = StateGraph(UnoState, context_schema=UnoContext, input_schema=MessagesIO, output_schema=MessagesIO)
-    route = make_route(router)
+    route = make_route(router, mode, rules)
     builder.add_node("route", route if recorder is None else with_followups(route, recorder))
     builder.add_node("expert_generate", make_expert_generate(chosen["expert"]))
     builder.add_node("base_generate", make_base_generate(chosen["base"], mode))
     builder.add_node("critique", make_critique(chosen["critic"]))
     builder.add_node("revise", make_revise(chosen["base"]))
+    builder.add_node("rules_generate", make_rules_generate(chosen["base"]))
     builder.add_edge(START, "route")
-    builder.add_conditional_edges("route", next_after_route, ["expert_generate", "base_generate"])
+    builder.add_conditional_edges("route", next_after_route, ["expert_generate", "base_generate", "rules_generate"])
     builder.add_edge("expert_generate", finish)
+    builder.add_edge("rules_generate", finish)
     builder.add_conditional_edges("base_generate", next_after_base(mode), {"critique": "critique", END: finish})
     builder.add_edge("critique", "revise")
     builder.add_edge("revise", finish)

@@ -11,8 +11,8 @@ from langchain_core.messages import AnyMessage
 from langgraph.graph.message import add_messages
 from typing_extensions import TypedDict
 
-Route = Literal["expert", "critic", "base"]
-Mode = Literal["uno", "uno_single"]
+Route = Literal["expert", "critic", "base", "rules"]
+Mode = Literal["uno", "uno_single", "rules_in_context"]
 
 
 class MessagesIO(TypedDict):
@@ -25,6 +25,7 @@ class UnoState(MessagesIO, total=False):
     distance: float | None
     adapter: str | None
     budget: int | None  # the Expert's answer budget in tokens (None: the model's own)
+    rules_prompt: str | None  # mode rules_in_context: the system prompt carrying the nearest clusters' rules
     draft: str
     critique: str
     tokens: dict[str, int]  # input/output tokens and calls spent so far on this turn

@@ -1,4 +1,5 @@
-"""expert_generate (the cluster's Expert adapter) and base_generate (adapters off).
+"""expert_generate (the cluster's Expert adapter), base_generate (adapters off) and rules_generate
+(mode ``rules_in_context``: adapters off, the nearest clusters' rules in the system prompt).
 
 Both stream their tokens when their reply is the answer; base_generate's draft on UNO's Critic path
 is internal (tagged ``nostream``; see `uno_graph.nodes.common`).
@@ -11,6 +12,7 @@ from langgraph.runtime import Runtime
 
 from uno_graph.budget import end_at_sentence
 from uno_graph.nodes.common import final_message, internal, spend, text_of
+from uno_graph.rules_context import with_rules
 from uno_graph.state import UnoContext, UnoState
 
 
@@ -43,8 +45,25 @@ def make_base_generate(model, mode: str):
     return base_generate
 
 
+def make_rules_generate(model):
+    """The base model's answer with the rules the route node found in front of the conversation."""
+
+    def rules_generate(state: UnoState) -> dict:
+        reply = model.invoke(with_rules(state["messages"], state.get("rules_prompt")), adapter=None)
+        tokens, text = spend(state, reply), text_of(reply)
+        return {"tokens": tokens, "messages": [final_message(text, state, tokens, route="rules", adapter=None,
+                                                              reply=reply)]}
+
+    return rules_generate
+
+
+def run_mode(runtime: Runtime[UnoContext] | None, mode: str) -> str:
+    """The run's mode: `UnoContext.mode` when set, else the graph's."""
+    context = runtime.context if runtime is not None else None
+    return context.mode if context is not None and getattr(context, "mode", None) else mode
+
+
 def continues_to_critique(state: UnoState, runtime: Runtime[UnoContext], mode: str) -> bool:
     """True on UNO's Critic path: the route is "critic" and the run's mode (`UnoContext.mode`, else
     the graph's) is "uno"."""
-    run_mode = runtime.context.mode if runtime.context is not None and runtime.context.mode else mode
-    return state.get("route") == "critic" and run_mode == "uno"
+    return state.get("route") == "critic" and run_mode(runtime, mode) == "uno"
