@@ -3,7 +3,9 @@
 Every model call of the agent goes through the same logic as the UNO graph: the last user message is
 routed with a `Router`; an Expert cluster answers with its Expert adapter, a Critic cluster (mode
 ``uno``) gets the base answer critiqued by its Critic adapter and revised by the base model, and
-everything else (base / out-of-distribution clusters, or mode ``uno_single``) is left unchanged.
+everything else (base / out-of-distribution clusters, or mode ``uno_single``) is left unchanged. Mode
+``rules_in_context`` uses no adapter: the rules of the query's nearest clusters
+(`uno_graph.rules_context`) are added to the system prompt of every model call of the turn.
 
     >>> from langchain.agents import create_agent                               # doctest: +SKIP
     >>> uno = UnoMiddleware.from_workdir("runs/demo")                           # doctest: +SKIP
@@ -12,8 +14,15 @@ everything else (base / out-of-distribution clusters, or mode ``uno_single``) is
 
 The final AIMessage carries ``uno_route``, ``uno_cluster``, ``uno_adapter`` (and ``uno_distance``,
 ``uno_calls``) in its ``response_metadata``, like the graph's answers. A response that asks for tool
-calls is returned as is (never critiqued nor revised). The Expert adapter is chosen through the
-request's ``model_settings`` (``adapter=...``), so the agent's own tool binding still applies.
+calls is returned as is (never critiqued nor revised): in a tool loop only the turn that answers the
+user goes through critique → revise. The Expert adapter is used on every model call of the turn,
+tool-call turns included.
+
+How the adapter is chosen depends on the model (`uno_graph.adapter_choice`): `UnoChatModel` and
+`EndpointChatModel` get ``adapter=...`` in the request's ``model_settings`` (so the agent's own tool
+binding still applies) and in the critique call; a hosted model such as ``ChatOpenAI`` pointed at an
+OpenAI-compatible LoRA server never gets that keyword: the call goes to a copy of the model whose
+model name is the adapter's served name (``adapter_models`` maps names that differ).
 
 With ``recorder=`` (`uno_graph.capture`), each final answer (no tool calls) is recorded as a log with
 its route, cluster and adapter, tagged with ``uno_log_id``, and the user's next turn in the thread is
@@ -40,10 +49,12 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         "run: pip install 'uno-graph[agents]'"
     ) from exc
 
-from langchain_core.messages import AIMessage, AnyMessage, HumanMessage
+from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, SystemMessage
 
+from uno_graph.adapter_choice import choose_adapter
 from uno_graph.graph import MODES
 from uno_graph.router import RouteDecision, Router
+from uno_graph.rules_context import RulesInContext
 
 __all__ = ["UnoMiddleware"]
 
@@ -110,19 +121,34 @@ class UnoMiddleware(AgentMiddleware):
         router: the `Router` of a learned system (`UnoSystem.load(workdir).router`).
         model: the chat model (with the adapters loaded) used for the Critic's critique and the
             revision; ``None`` uses the agent's own model (`request.model`).
-        mode: ``"uno"`` (Critic clusters are critiqued and revised) or ``"uno_single"`` (Critic
-            clusters get the base answer: one call). A runtime context with a ``mode`` attribute
-            (e.g. `uno_graph.state.UnoContext`) overrides it per run.
+        mode: ``"uno"`` (Critic clusters are critiqued and revised), ``"uno_single"`` (Critic
+            clusters get the base answer: one call) or ``"rules_in_context"`` (no adapter; the nearest
+            clusters' rules in the system prompt). A runtime context with a ``mode`` attribute (e.g.
+            `uno_graph.state.UnoContext`) overrides it per run.
         recorder: record each final answer and the user's follow-ups (a `uno_graph.capture.Recorder`,
             a `LogStore`, a LangGraph `BaseStore` or an event-file path); None records nothing.
+        adapter_models: adapter name -> the served model name, for hosted models whose server names an
+            adapter differently (vLLM ``--lora-modules NAME=path``); an adapter not listed keeps its name.
+        rules: the rules retrieval of mode ``rules_in_context`` (default: over the router's store and
+            embedder, 2 nearest clusters, at most 8 rules).
     """
 
-    def __init__(self, router: Router, model: Any = None, mode: str = "uno", *, recorder: Any = None) -> None:
+    def __init__(self, router: Router, model: Any = None, mode: str = "uno", *, recorder: Any = None,
+                 adapter_models: dict[str, str] | None = None, rules: RulesInContext | None = None) -> None:
         super().__init__()
         if mode not in MODES:
             raise ConfigError(f"mode {mode!r} is not known; expected one of {list(MODES)}")
         self.router, self.model, self.mode = router, model, mode
         self.recorder = as_recorder(recorder)
+        self.adapter_models = dict(adapter_models or {})
+        self._rules = rules
+
+    @property
+    def rules(self) -> RulesInContext:
+        """The rules retrieval of mode ``rules_in_context`` (built on first use)."""
+        if self._rules is None:
+            self._rules = RulesInContext.from_router(self.router)
+        return self._rules
 
     @classmethod
     def from_workdir(cls, workdir: str | Path, mode: str = "uno", *, recorder: Any = None,
@@ -145,7 +171,26 @@ class UnoMiddleware(AgentMiddleware):
         return mode if mode in MODES else self.mode
 
     def _expert_request(self, request: ModelRequest, adapter: str) -> ModelRequest:
-        return request.override(model_settings={**(request.model_settings or {}), "adapter": adapter})
+        """`request` answered with `adapter`: by keyword in its model settings, or on a hosted model by name."""
+        model, kwargs = choose_adapter(request.model, adapter, self.adapter_models)
+        if kwargs:
+            return request.override(model_settings={**(request.model_settings or {}), **kwargs})
+        return request.override(model=model)
+
+    def _rules_request(self, request: ModelRequest, query: str) -> tuple[ModelRequest, RouteDecision]:
+        """`request` with the nearest clusters' rules added to its system prompt, and the route to tag."""
+        found = self.rules.retrieve(query)
+        decision = RouteDecision("rules", found.cluster_id, None, None)
+        prompt = found.system_prompt()
+        if prompt is None:
+            return request, decision
+        current = request.system_message.text if request.system_message is not None else ""
+        merged = f"{current}\n\n{prompt}" if current else prompt
+        return request.override(system_message=SystemMessage(merged)), decision
+
+    def _answering(self, request: ModelRequest, adapter: str | None) -> tuple[Any, dict[str, Any]]:
+        """The critique / revision model answering with `adapter` (None: base), and its call keywords."""
+        return choose_adapter(self._critic_model(request), adapter, self.adapter_models)
 
     def _critic_model(self, request: ModelRequest) -> Any:
         return self.model if self.model is not None else request.model
@@ -212,6 +257,9 @@ class UnoMiddleware(AgentMiddleware):
         query = _last_query(request.messages)
         if query is None:
             return handler(request)
+        if self._run_mode(request) == "rules_in_context":
+            ruled, decision = self._rules_request(request, query)
+            return self._one_call(handler(ruled), decision, route="rules", adapter=None)
         decision = self.router.route(query, self._user_id(request))
         if decision.route == "expert":
             return self._one_call(handler(self._expert_request(request, decision.adapter)), decision,
@@ -224,15 +272,19 @@ class UnoMiddleware(AgentMiddleware):
         if i is None or response.result[i].tool_calls or response.structured_response is not None:
             return result
         draft = response.result[i]
-        model = self._critic_model(request)
-        critique = model.invoke(prompts.critic_messages(query, draft.text), adapter=decision.adapter)
-        revised = model.invoke(prompts.revise_messages(query, draft.text, critique.text), adapter=None)
+        critic, critic_kwargs = self._answering(request, decision.adapter)
+        critique = critic.invoke(prompts.critic_messages(query, draft.text), **critic_kwargs)
+        base, base_kwargs = self._answering(request, None)
+        revised = base.invoke(prompts.revise_messages(query, draft.text, critique.text), **base_kwargs)
         return self._finish_critic(response, command, i, draft, critique, revised, decision)
 
     async def _aroute_call(self, request: ModelRequest, handler):
         query = _last_query(request.messages)
         if query is None:
             return await handler(request)
+        if self._run_mode(request) == "rules_in_context":
+            ruled, decision = await asyncio.to_thread(self._rules_request, request, query)
+            return self._one_call(await handler(ruled), decision, route="rules", adapter=None)
         decision = await asyncio.to_thread(self.router.route, query, self._user_id(request))
         if decision.route == "expert":
             return self._one_call(await handler(self._expert_request(request, decision.adapter)), decision,
@@ -245,8 +297,9 @@ class UnoMiddleware(AgentMiddleware):
         if i is None or response.result[i].tool_calls or response.structured_response is not None:
             return result
         draft = response.result[i]
-        model = self._critic_model(request)
-        critique = await model.ainvoke(prompts.critic_messages(query, draft.text), adapter=decision.adapter)
-        revised = await model.ainvoke(prompts.revise_messages(query, draft.text, critique.text), adapter=None)
+        critic, critic_kwargs = self._answering(request, decision.adapter)
+        critique = await critic.ainvoke(prompts.critic_messages(query, draft.text), **critic_kwargs)
+        base, base_kwargs = self._answering(request, None)
+        revised = await base.ainvoke(prompts.revise_messages(query, draft.text, critique.text), **base_kwargs)
         return self._finish_critic(response, command, i, draft, critique, revised, decision)
 
