@@ -3,7 +3,8 @@
 `fake_system()` returns a `System` whose `model` is `EchoAdapterModel` (answers
 "[<adapter or base>] ..." and honours `adapter=`) and whose `router` routes over a temporary Chroma
 store with three keyword clusters: "egg" → Expert, "paris" → Critic, "train" → a cluster with no
-adapter (base); anything else is out of distribution (base). `load_system(args)` picks this fake or a
+adapter (base); anything else is out of distribution (base). The egg and Paris clusters hold a few
+rules (`FAKE_RULES`), as `uno-graph learn` would have stored them. `load_system(args)` picks this fake or a
 learned work directory (`UnoSystem.load`), and `add_system_args(parser)` adds the shared options.
 """
 
@@ -20,6 +21,8 @@ from langchain_core.messages import AIMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 
 DEMO_QUESTIONS = ["How long should I boil an egg?", "What should I see in Paris?", "Tell me a joke."]
+FAKE_RULES = {"c-egg": ["Give the steps as a numbered list.", "Say how many minutes."],
+              "c-paris": ["Name one museum only."]}  # what the fake system "learned" (rules in Chroma)
 
 
 class EchoAdapterModel(BaseChatModel):
@@ -72,6 +75,9 @@ def fake_system() -> System:
     for cid, word, route in (("c-egg", "egg", "expert"), ("c-paris", "paris", "critic"), ("c-train", "train", "base")):
         adapter = f"adapters/{cid}/{route}" if route != "base" else ""
         store.put_cluster(cid, emb.encode([word])[0], {"size": 5, "radius": 0.1, "route": route, "adapter": adapter})
+    rules = [(cid, f"{cid}-r{i}", rule) for cid, texts in FAKE_RULES.items() for i, rule in enumerate(texts)]
+    store.put_rules([{"id": rid, "rule": rule, "cluster_id": cid, "log_id": rid, "user_id": "u1"} for cid, rid, rule in rules],
+                    emb.encode([cid.removeprefix("c-") for cid, _, _ in rules]))
     return System(EchoAdapterModel(calls=[]), Router(store, emb, UnoConfig()), tmp)
 
 

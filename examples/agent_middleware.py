@@ -4,7 +4,7 @@ UNO inside a LangChain agent: `create_agent(model, tools=[], middleware=[UnoMidd
 middleware routes the last user message; an Expert cluster answers with its Expert adapter, a Critic
 cluster (mode "uno") has the base answer critiqued by its Critic adapter and revised, anything else is
 answered by the base model. Invoked once; prints the answer and its route. Needs the `agents` extra:
-`pip install 'uno-graph[agents]'`. (No tools: `UnoChatModel` does not do tool calling.)
+`pip install 'uno-graph[agents]'`. (With tools, and a hosted model: examples/agent_tools.py.)
 
 Without `--workdir` (or with `--offline-fake`) it runs on a built-in fake model and router:
 

@@ -1,4 +1,5 @@
-"""The runnable examples (chatbot, parent graph, agent middleware) in `--offline-fake` mode, as subprocesses."""
+"""The runnable examples (chatbot, parent graph, agent middleware, agent with tools, memory migration) in
+`--offline-fake` mode, as subprocesses."""
 
 from __future__ import annotations
 
@@ -23,7 +24,18 @@ CASES = {
                         ["messages: ['system', 'human', 'ai']", "route=critic cluster=c-paris adapter=c-paris/critic"]),
     "agent_middleware.py": (["--ask", "How long to boil an egg?"],
                             ["answer: [c-egg/expert]", "route=expert cluster=c-egg adapter=c-egg/expert"]),
+    "agent_tools.py": ([], ["model: FAKE", "ai → lookup({'topic': 'egg'})", "ai → add({'a': 6, 'b': 2})", "tool: 8",
+                            "ai: [c-egg/expert] A soft egg boils for 6 minutes. That makes 8.",
+                            "route=expert cluster=c-egg adapter=c-egg/expert",
+                            "ai: [base] revised: The Louvre opens at 9 and closes at 18. That makes 9.",
+                            "route=critic cluster=c-paris adapter=c-paris/critic", "critiques: 1"]),
+    "memory_migration.py": ([], ["before | bot: [base] And for a soft one?", "migrated: thread s1 holds 4 messages",
+                                 "route=expert cluster=c-egg adapter=c-egg/expert (thread holds 6 messages)",
+                                 "a summary first", "learned rule for 'What about a hard-boiled egg then?': "
+                                 "Give the steps as a numbered list. (cluster c-egg)",
+                                 "rules of the last answer's cluster c-paris: ['Name one museum only.']"]),
 }
+NEEDS_AGENTS = {"agent_middleware.py", "agent_tools.py", "memory_migration.py"}
 
 
 def _run(script: str, *args: str) -> subprocess.CompletedProcess:
@@ -34,7 +46,7 @@ def _run(script: str, *args: str) -> subprocess.CompletedProcess:
 
 @pytest.mark.parametrize("script", sorted(CASES))
 def test_example_runs_offline(script):
-    if script == "agent_middleware.py":
+    if script in NEEDS_AGENTS:
         require_module("langchain.agents", "pip install 'uno-graph[agents]'")
     args, expected = CASES[script]
     proc = _run(script, *args)
