@@ -312,9 +312,9 @@ def _http(url: str, body: dict, headers: dict | None = None) -> tuple[int, dict,
         with urllib.request.urlopen(req, timeout=30) as resp:
             raw = resp.read().decode()
             payload = json.loads(raw) if not raw.startswith("data:") else {"sse": raw}
-            return resp.status, payload, dict(resp.headers)
+            return resp.status, payload, resp.headers  # case-insensitive, as HTTP header names are
     except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read()), dict(exc.headers)
+        return exc.code, json.loads(exc.read()), exc.headers
 
 
 def test_server_records_completions_follow_ups_and_feedback(events):

@@ -341,7 +341,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_serve_openai_backend(args: argparse.Namespace) -> int:
     """`serve-openai`, with the work directory's model on `--backend` (llama.cpp serves concurrent
     requests in parallel slots)."""
-    from uno_graph.openai_server import OpenAIServer, cmd_serve_openai, serve_until_interrupted
+    from uno_graph.openai_server import OpenAIServer, cmd_serve_openai, limits_from_args, serve_until_interrupted
 
     if args.backend == "transformers":
         return cmd_serve_openai(args)
@@ -349,12 +349,8 @@ def cmd_serve_openai_backend(args: argparse.Namespace) -> int:
 
     model = _backend_model(args.workdir, args.backend, args.max_new_tokens)
     server = OpenAIServer(model, host=args.host, port=args.port, workdir=args.workdir, recorder=args.record,
-                          served_model_name=args.served_model_name or load_config(args.workdir).base_model)
-    try:
-        server.reload()
-    except BaseException:
-        server.server_close()
-        raise
+                          served_model_name=args.served_model_name or load_config(args.workdir).base_model,
+                          limits=limits_from_args(args)).with_adapters()
     return serve_until_interrupted(server, watch_s=args.watch, record=args.record, label=f" with {args.backend}")
 
 

@@ -1,4 +1,4 @@
-"""A small OpenAI-compatible server over `UnoChatModel` and its LoRA adapters (vLLM's `--enable-lora` shape).
+"""An OpenAI-compatible server over `UnoChatModel` and its LoRA adapters (vLLM's `--enable-lora` shape).
 
     uno-graph serve-openai --workdir runs/demo --port 8001
     curl -s localhost:8001/v1/models
@@ -7,14 +7,19 @@
 
 `GET /v1/models` lists the base model and one model per adapter (its `parent` is the base);
 `POST /v1/chat/completions` takes `model` (the base or an adapter name), `messages`, `max_tokens` /
-`max_completion_tokens`, `temperature`, `top_p`, `seed`, `stop` and `stream` (server-sent events;
-`stream_options.include_usage` adds a usage chunk). An unknown model gets OpenAI's 404 error JSON.
+`max_completion_tokens`, `temperature`, `top_p`, `seed`, `stop`, `stream` (server-sent events;
+`stream_options.include_usage` adds a usage chunk) and `tools` / `tool_choice` /
+`parallel_tool_calls` (bound with `UnoChatModel.bind_tools`; the answer's `tool_calls` come back in
+OpenAI's form, streamed as `tool_calls` deltas). `GET /health` answers while generations run. Errors
+are OpenAI's error JSON: 404 for an unknown model, 400 for a bad request, 413 for a body over
+`max_body_bytes`, 429 when `max_concurrency` generations run and `max_queue` more wait.
 `EndpointChatModel` (or any OpenAI client) talks to it as it would to vLLM.
 
-It is meant for machines without vLLM and for tests: one generation runs at a time (the model's
-lock), it has no authentication (it binds to 127.0.0.1 unless told otherwise), and tool calls are
-refused. Served from a work directory, it serves every published adapter and, with `watch`, picks
-up adapters that `uno-graph learn` publishes later without a restart.
+It runs on FastAPI and uvicorn (`uno_graph.openai_app` holds the routes and limits,
+`uno_graph.openai_protocol` the request and response shapes); generation runs in the threadpool. It
+has no authentication, so it binds to 127.0.0.1 unless told otherwise. Served from a work directory,
+it serves every published adapter and, with `watch`, picks up adapters that `uno-graph learn`
+publishes later without a restart.
 
 Recording (``recorder=``, ``--record EVENTS.jsonl``; see `uno_graph.capture`): every completion is
 recorded as a log whose id is the completion's ``id`` (``chatcmpl-...``, also sent as the
@@ -34,31 +39,56 @@ from __future__ import annotations
 import argparse
 import difflib
 import hashlib
-import json
 import logging
+import socket
 import threading
 import time
-import uuid
-from collections.abc import Iterator
+from dataclasses import dataclass
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 from uno_graph.capture.feedback import FIELDS, FeedbackError
 from uno_graph.capture.recorder import as_recorder
 from uno_graph.capture.store import UnknownLogError
-from uno_graph.errors import AdapterNotFoundError, ConfigError, UnoGraphError
+from uno_graph.errors import ConfigError, UnoGraphError
+from uno_graph.openai_protocol import LOG_ID_HEADER, THREAD_HEADER, APIError, ChatRequest
 
 log = logging.getLogger(__name__)
 
 DEFAULT_PORT = 8001  # vLLM's default 8000 is also `chroma run`'s
-THREAD_HEADER = "X-Uno-Thread-Id"  # the conversation a request continues (or `metadata.thread_id`)
-LOG_ID_HEADER = "X-Uno-Log-Id"  # sent with a recorded completion (its id is the log id too)
+START_TIMEOUT_S = 30.0
+SHUTDOWN_GRACE_S = 5  # open streams get this long to finish when the server stops
+INSTALL_HINT = "pip install 'uno-graph[openai-server]'"
 
 
-class OpenAIServer(ThreadingHTTPServer):
+@dataclass(frozen=True)
+class Limits:
+    """What one server takes on: body size (bytes), generations at once, and requests waiting for one."""
+
+    max_body_bytes: int = 1 << 20  # 1 MiB: far above any context a served model can read
+    max_concurrency: int = 4  # llama.cpp's default parallel slots; transformers runs them in turn
+    max_queue: int = 16
+
+    def __post_init__(self) -> None:
+        if self.max_body_bytes < 1 or self.max_concurrency < 1 or self.max_queue < 0:
+            raise ConfigError(f"need max_body_bytes >= 1, max_concurrency >= 1, max_queue >= 0; got {self}")
+
+
+def _create_app(server: OpenAIServer, limits: Limits) -> Any:
+    """The FastAPI app; imported here so that the rest of `uno-graph` runs without the ASGI stack."""
+    try:
+        from uno_graph.openai_app import create_app
+    except ImportError as exc:
+        raise ConfigError(f"serving needs FastAPI, uvicorn and sse-starlette ({exc}); {INSTALL_HINT}") from exc
+    return create_app(server, limits)
+
+
+class OpenAIServer:
     """Serves `model` (a `UnoChatModel`) and its adapters over the OpenAI chat-completions API.
+
+    The port is bound at construction, so a busy port fails here and `url` is known (also for
+    `port=0`, a free port) before serving starts.
 
     Example:
         >>> server = OpenAIServer(llm, port=0).start()        # doctest: +SKIP
@@ -67,60 +97,92 @@ class OpenAIServer(ThreadingHTTPServer):
         >>> server.close()                                    # doctest: +SKIP
     """
 
-    daemon_threads = True
-
     def __init__(self, model: Any, *, host: str = "127.0.0.1", port: int = DEFAULT_PORT,
                  served_model_name: str | None = None, workdir: str | Path | None = None,
-                 recorder: Any = None) -> None:
-        super().__init__((host, port), _Handler)
+                 recorder: Any = None, limits: Limits | None = None) -> None:
         self.model = model
         self.recorder = as_recorder(recorder)  # records completions; enables POST /v1/feedback
         self.base_name = served_model_name or model.model_name
         self.workdir = Path(workdir) if workdir is not None else None
         self.created = int(time.time())
+        self.limits = limits or Limits()
+        self.app = _create_app(self, self.limits)
         self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
         self._stop_watch = threading.Event()
+        self._socket = socket.create_server((host, port), family=socket.AF_INET6 if ":" in host else socket.AF_INET)
+        self._address = self._socket.getsockname()[:2]
+        self._uvicorn: Any = None
+        self._thread: threading.Thread | None = None
 
     @classmethod
     def from_workdir(cls, workdir: str | Path, *, host: str = "127.0.0.1", port: int = DEFAULT_PORT,
                      served_model_name: str | None = None, max_new_tokens: int | None = None,
-                     recorder: Any = None) -> OpenAIServer:
+                     recorder: Any = None, limits: Limits | None = None) -> OpenAIServer:
         """A server for a learned work directory: its base model plus every published adapter."""
         from uno_graph.chat_model import UnoChatModel
         from uno_graph.graph import load_config
 
         config = load_config(Path(workdir))
         model = UnoChatModel.from_pretrained(config.base_model, max_new_tokens=max_new_tokens or config.max_new_tokens)
-        server = cls(model, host=host, port=port, served_model_name=served_model_name or config.base_model,
-                     workdir=workdir, recorder=recorder)
+        return cls(model, host=host, port=port, served_model_name=served_model_name or config.base_model,
+                   workdir=workdir, recorder=recorder, limits=limits).with_adapters()
+
+    def with_adapters(self) -> OpenAIServer:
+        """`reload` the work directory's adapters; on failure the port is released and the error raised."""
         try:
-            server.reload()
+            self.reload()
         except BaseException:
-            server.server_close()
+            self.close()
             raise
-        return server
+        return self
 
     @property
     def url(self) -> str:
         """The OpenAI API root (`base_url` for OpenAI clients)."""
-        host, port = self.server_address[:2]
-        return f"http://{host}:{port}/v1"
+        host, port = self._address
+        return f"http://{f'[{host}]' if ':' in host else host}:{port}/v1"
+
+    def _server(self) -> Any:
+        try:
+            import uvicorn
+        except ImportError as exc:
+            raise ConfigError(f"serving needs uvicorn ({exc}); {INSTALL_HINT}") from exc
+
+        # log_config=None leaves logging to the application (`uno-graph -v` shows uvicorn's access log)
+        config = uvicorn.Config(self.app, log_config=None, lifespan="off", timeout_graceful_shutdown=SHUTDOWN_GRACE_S)
+        self._uvicorn = uvicorn.Server(config)
+        return self._uvicorn
 
     def start(self) -> OpenAIServer:
-        """Serve in a background thread; returns the server."""
-        self._thread = threading.Thread(target=self.serve_forever, name="uno-graph-openai", daemon=True)
+        """Serve in a background thread; returns the server once it accepts requests."""
+        server = self._server()
+        self._thread = threading.Thread(target=server.run, kwargs={"sockets": [self._socket]},
+                                        name="uno-graph-openai", daemon=True)
         self._thread.start()
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                self.close()
+                raise UnoGraphError(f"the OpenAI-compatible server did not start at {self.url}")
+            time.sleep(0.01)
         return self
+
+    def serve_forever(self) -> None:
+        """Serve in this thread until Ctrl-C (uvicorn stops gracefully, then re-raises KeyboardInterrupt)."""
+        self._server().run(sockets=[self._socket])
 
     def close(self) -> None:
         """Stop serving (and watching) and release the port."""
         self._stop_watch.set()
+        if self._uvicorn is not None:
+            self._uvicorn.should_exit = True
         if self._thread is not None:
-            self.shutdown()
             self._thread.join()
             self._thread = None
-        self.server_close()
+        self._socket.close()
+
+    def __enter__(self) -> OpenAIServer:
+        return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
@@ -134,6 +196,9 @@ class OpenAIServer(ThreadingHTTPServer):
         if isinstance(name, str) and name in self.model.adapter_names:
             return name
         raise KeyError(name)
+
+    def served_names(self) -> list[str]:
+        return [self.base_name, *self.model.adapter_names]
 
     def models_payload(self) -> dict[str, Any]:
         base = {"id": self.base_name, "object": "model", "created": self.created, "owned_by": "uno-graph",
@@ -187,264 +252,46 @@ class OpenAIServer(ThreadingHTTPServer):
         thread.start()
         return thread
 
-    # -- chat completions ----------------------------------------------------------------------------
-
-    def complete(self, body: dict[str, Any]) -> tuple[list[Any], dict[str, Any]]:
-        """Check a chat-completions request: (LangChain messages, `invoke` kwargs incl. adapter). Raises _HTTPError."""
-        from langchain_core.messages import convert_to_messages
-
-        name = body.get("model")
-        try:
-            adapter = self.adapter_for(name)
-        except KeyError:
-            raise _HTTPError(HTTPStatus.NOT_FOUND, f"The model `{name}` does not exist. Served models: "
-                             f"{[m['id'] for m in self.models_payload()['data']]}", code="model_not_found",
-                             param="model") from None
-        if body.get("tools") or body.get("functions"):
-            raise _HTTPError(HTTPStatus.BAD_REQUEST, "tool calling is not supported by this server", param="tools")
-        if body.get("n", 1) != 1:
-            raise _HTTPError(HTTPStatus.BAD_REQUEST, "only n=1 is supported", param="n")
-        messages = body.get("messages")
-        if not isinstance(messages, list) or not messages:
-            raise _HTTPError(HTTPStatus.BAD_REQUEST, "`messages` must be a non-empty list", param="messages")
-        try:
-            converted = convert_to_messages(messages)
-        except (ValueError, TypeError, KeyError, NotImplementedError) as exc:
-            raise _HTTPError(HTTPStatus.BAD_REQUEST, f"invalid messages: {exc}", param="messages") from exc
-        call: dict[str, Any] = {"adapter": adapter}
-        max_tokens = body.get("max_completion_tokens", body.get("max_tokens"))
-        if max_tokens is not None:
-            call["max_new_tokens"] = max_tokens
-        for key in ("temperature", "top_p", "seed", "stop"):
-            if body.get(key) is not None:
-                call[key] = body[key]
-        return converted, call
-
     # -- recording and feedback ----------------------------------------------------------------------
 
-    def request_ids(self, body: dict[str, Any], headers: Any) -> tuple[str | None, str | None]:
-        """(user id, thread id) of a request: `user`, and the thread header or `metadata.thread_id`. Raises _HTTPError."""
-        user = body.get("user")
-        if user is not None and not isinstance(user, str):
-            raise _HTTPError(HTTPStatus.BAD_REQUEST, f"`user` must be a string, got {type(user).__name__}", param="user")
-        metadata = body.get("metadata")
-        if metadata is not None and not isinstance(metadata, dict):
-            raise _HTTPError(HTTPStatus.BAD_REQUEST, "`metadata` must be an object of strings", param="metadata")
-        thread = headers.get(THREAD_HEADER) or (metadata or {}).get("thread_id")
-        if thread is not None and not isinstance(thread, str):
-            raise _HTTPError(HTTPStatus.BAD_REQUEST, "`metadata.thread_id` must be a string", param="metadata")
-        return user or None, thread or None
-
-    def record(self, log_id: str, body: dict[str, Any], messages: list[Any], reply: Any, adapter: str | None,
-               ids: tuple[str | None, str | None]) -> str | None:
-        """Record a completion as log `log_id` (None without a recorder or when the store fails)."""
+    def record(self, chat: ChatRequest, reply: Any) -> str | None:
+        """Record a completion as log `chat.id` (None without a recorder or when the store fails)."""
         if self.recorder is None:
             return None
+        adapter = chat.adapter
         cluster, role = adapter.rsplit("/", 1) if adapter and "/" in adapter else (None, None)
         return self.recorder.record_turn(
-            messages, reply, user_id=ids[0], thread_id=ids[1], log_id=log_id, source="openai",
+            chat.messages, reply, user_id=chat.user, thread_id=chat.thread, log_id=chat.id, source="openai",
             metadata={"route": role if adapter else "base", "cluster": cluster, "adapter": adapter,
-                      "model": body.get("model")})
+                      "model": chat.model})
 
     def feedback(self, body: dict[str, Any]) -> dict[str, Any]:
         """Handle `POST /v1/feedback`: {"log_id" | "completion_id", "rating", "edited_response", "comment"}."""
         if self.recorder is None:
-            raise _HTTPError(HTTPStatus.NOT_FOUND, "this server does not record answers, so it takes no feedback; "
+            raise APIError(HTTPStatus.NOT_FOUND, "this server does not record answers, so it takes no feedback; "
                              "start it with `uno-graph serve-openai --record EVENTS.jsonl`", code="feedback_not_enabled")
         allowed = ("log_id", "completion_id", *FIELDS)
         for key in body:
             if key not in allowed:
                 close = difflib.get_close_matches(str(key), allowed, n=1)
                 hint = f"did you mean `{close[0]}`? " if close else ""
-                raise _HTTPError(HTTPStatus.BAD_REQUEST, f"unknown field `{key}`; {hint}allowed: {', '.join(allowed)}",
+                raise APIError(HTTPStatus.BAD_REQUEST, f"unknown field `{key}`; {hint}allowed: {', '.join(allowed)}",
                                  param=str(key))
         ids = [body[k] for k in ("log_id", "completion_id") if body.get(k) is not None]
         if not ids:
-            raise _HTTPError(HTTPStatus.BAD_REQUEST, "give `log_id` (or `completion_id`): the `id` of the chat "
+            raise APIError(HTTPStatus.BAD_REQUEST, "give `log_id` (or `completion_id`): the `id` of the chat "
                              "completion the feedback is about", param="log_id")
         if len(ids) == 2 and ids[0] != ids[1]:
-            raise _HTTPError(HTTPStatus.BAD_REQUEST, "`log_id` and `completion_id` differ; give one of them",
+            raise APIError(HTTPStatus.BAD_REQUEST, "`log_id` and `completion_id` differ; give one of them",
                              param="completion_id")
         try:
             fields = self.recorder.feedback(ids[0], **{k: body.get(k) for k in FIELDS})
         except FeedbackError as exc:
-            raise _HTTPError(HTTPStatus.BAD_REQUEST, str(exc), param=exc.field) from exc
+            raise APIError(HTTPStatus.BAD_REQUEST, str(exc), param=exc.field) from exc
         except UnknownLogError as exc:
-            raise _HTTPError(HTTPStatus.NOT_FOUND, f"no recorded completion has id {ids[0]!r}; give the `id` of a "
+            raise APIError(HTTPStatus.NOT_FOUND, f"no recorded completion has id {ids[0]!r}; give the `id` of a "
                              "chat completion this server recorded", code="log_not_found", param="log_id") from exc
         return {"object": "feedback", "log_id": ids[0], "feedback": fields}
-
-
-class _HTTPError(Exception):
-    def __init__(self, status: HTTPStatus, message: str, *, code: str | None = None, param: str | None = None) -> None:
-        super().__init__(message)
-        self.status, self.message, self.code, self.param = status, message, code, param
-
-    def payload(self) -> dict[str, Any]:
-        kind = "invalid_request_error" if self.status < 500 else "server_error"
-        return {"error": {"message": self.message, "type": kind, "param": self.param,
-                          "code": self.code or int(self.status)}}
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: OpenAIServer
-
-    def log_message(self, format: str, *args: Any) -> None:  # operators get requests in the debug log
-        log.debug("%s %s", self.address_string(), format % args)
-
-    # -- plumbing ------------------------------------------------------------------------------------
-
-    def _send_json(self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
-        data = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        for key, value in (headers or {}).items():
-            self.send_header(key, value)
-        self.end_headers()
-        self.wfile.write(data)
-
-    def _read_json(self) -> dict[str, Any]:
-        length = int(self.headers.get("Content-Length") or 0)
-        try:
-            body = json.loads(self.rfile.read(length) or b"null")
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise _HTTPError(HTTPStatus.BAD_REQUEST, f"the request body is not valid JSON: {exc}") from exc
-        if not isinstance(body, dict):
-            raise _HTTPError(HTTPStatus.BAD_REQUEST, "the request body must be a JSON object")
-        return body
-
-    def _path(self) -> str:
-        return self.path.split("?", 1)[0].rstrip("/")
-
-    # -- routes --------------------------------------------------------------------------------------
-
-    def do_GET(self) -> None:
-        if self._path() == "/v1/models":
-            self._send_json(HTTPStatus.OK, self.server.models_payload())
-        elif self._path() == "/health":
-            self._send_json(HTTPStatus.OK, {"status": "ok"})
-        else:
-            self._send_json(HTTPStatus.NOT_FOUND, _HTTPError(HTTPStatus.NOT_FOUND, f"no route GET {self.path}").payload())
-
-    def do_POST(self) -> None:
-        try:
-            if self._path() == "/v1/feedback":
-                self._send_json(HTTPStatus.OK, self.server.feedback(self._read_json()))
-                return
-            if self._path() != "/v1/chat/completions":
-                raise _HTTPError(HTTPStatus.NOT_FOUND, f"no route POST {self.path}")
-            body = self._read_json()
-            messages, call = self.server.complete(body)
-            ids = self.server.request_ids(body, self.headers)
-            name, cid = body["model"], f"chatcmpl-{uuid.uuid4().hex}"  # the completion id is the log id
-
-            def record(reply: Any) -> str | None:
-                return self.server.record(cid, body, messages, reply, call["adapter"], ids)
-
-            if body.get("stream"):
-                include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-                self._stream(name, messages, call, include_usage, cid, record)
-                return
-            try:
-                reply = self.server.model.invoke(messages, **call)
-            except (ConfigError, AdapterNotFoundError) as exc:
-                raise _bad_request(exc) from exc
-            recorded = record(reply)
-            self._send_json(HTTPStatus.OK, _completion(name, reply, cid), {LOG_ID_HEADER: recorded} if recorded else None)
-        except _HTTPError as exc:
-            self._send_json(exc.status, exc.payload())
-        except Exception as exc:  # answer the client with a 500 and keep serving
-            log.exception("chat completion failed")
-            self._send_json(HTTPStatus.INTERNAL_SERVER_ERROR,
-                            _HTTPError(HTTPStatus.INTERNAL_SERVER_ERROR, f"{type(exc).__name__}: {exc}").payload())
-
-    def _stream(self, name: str, messages: list[Any], call: dict[str, Any], include_usage: bool, cid: str,
-                on_done: Any = None) -> None:
-        chunks = self.server.model.stream(messages, **call)
-        try:
-            try:  # the first chunk surfaces bad parameters while a JSON error can still be sent
-                first = next(chunks, None)
-            except (ConfigError, AdapterNotFoundError) as exc:
-                raise _bad_request(exc) from exc
-            self.send_response(HTTPStatus.OK)
-            self.send_header("Content-Type", "text/event-stream")
-            self.send_header("Cache-Control", "no-cache")
-            self.send_header("Connection", "close")  # the stream ends when the connection closes
-            if self.server.recorder is not None:
-                self.send_header(LOG_ID_HEADER, cid)
-            self.end_headers()
-            self.close_connection = True
-            for event in _sse_events(name, first, chunks, include_usage, cid, on_done):
-                self.wfile.write(event)
-                self.wfile.flush()
-        except (BrokenPipeError, ConnectionResetError):
-            log.info("client went away mid-stream")
-        finally:
-            chunks.close()  # stops generation early if the client left
-
-
-def _bad_request(exc: Exception) -> _HTTPError:
-    if isinstance(exc, AdapterNotFoundError):
-        return _HTTPError(HTTPStatus.NOT_FOUND, str(exc), code="model_not_found", param="model")
-    return _HTTPError(HTTPStatus.BAD_REQUEST, str(exc))
-
-
-def _usage(message: Any) -> dict[str, int]:
-    usage = message.usage_metadata or {}
-    prompt, completion = int(usage.get("input_tokens", 0)), int(usage.get("output_tokens", 0))
-    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
-
-
-def _completion(name: str, reply: Any, cid: str | None = None) -> dict[str, Any]:
-    return {"id": cid or f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion", "created": int(time.time()),
-            "model": name,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": str(reply.content)},
-                         "logprobs": None, "finish_reason": reply.response_metadata.get("finish_reason", "stop")}],
-            "usage": _usage(reply)}
-
-
-def _sse_events(name: str, first: Any, chunks: Iterator[Any], include_usage: bool, cid: str | None = None,
-                on_done: Any = None) -> Iterator[bytes]:
-    """OpenAI's chunk sequence: role, content deltas, finish reason, optional usage, [DONE].
-
-    `on_done(total)` gets the whole answer once generation has finished, before the last events
-    (the recorder: feedback sent after [DONE] then finds the log).
-    """
-    cid, created = cid or f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
-
-    def event(choices: list[dict[str, Any]], **extra: Any) -> bytes:
-        payload = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": name,
-                   "choices": choices, **extra}
-        return b"data: " + json.dumps(payload).encode() + b"\n\n"
-
-    yield event([{"index": 0, "delta": {"role": "assistant", "content": ""}, "logprobs": None, "finish_reason": None}])
-    total = None
-    pieces = [first] if first is not None else []
-    try:
-        for piece in _chain(pieces, chunks):
-            total = piece if total is None else total + piece
-            if piece.content:
-                yield event([{"index": 0, "delta": {"content": str(piece.content)}, "logprobs": None,
-                              "finish_reason": None}])
-    except Exception as exc:  # headers are sent: report the failure as a last event
-        log.exception("generation failed mid-stream")
-        yield b"data: " + json.dumps(_HTTPError(HTTPStatus.INTERNAL_SERVER_ERROR, str(exc)).payload()).encode() + b"\n\n"
-        yield b"data: [DONE]\n\n"
-        return
-    if on_done is not None and total is not None:
-        on_done(total)
-    finish = (total.response_metadata.get("finish_reason") if total is not None else None) or "stop"
-    yield event([{"index": 0, "delta": {}, "logprobs": None, "finish_reason": finish}])
-    if include_usage and total is not None:
-        yield event([], usage=_usage(total))
-    yield b"data: [DONE]\n\n"
-
-
-def _chain(head: list[Any], rest: Iterator[Any]) -> Iterator[Any]:
-    yield from head
-    yield from rest
 
 
 def _adapters_stamp(root: Path) -> str:
@@ -474,14 +321,25 @@ def add_serve_openai_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--record", default=None, metavar="EVENTS.jsonl",
                    help="record every completion, follow-up and POST /v1/feedback into this event file "
                         "(export with `uno-graph export-logs`)")
+    defaults = Limits()
+    p.add_argument("--max-body-bytes", type=int, default=defaults.max_body_bytes,
+                   help="refuse larger request bodies with 413 (default: %(default)s)")
+    p.add_argument("--max-concurrency", type=int, default=defaults.max_concurrency,
+                   help="generations running at once (default: %(default)s)")
+    p.add_argument("--max-queue", type=int, default=defaults.max_queue,
+                   help="requests waiting for a generation slot; beyond that, 429 (default: %(default)s)")
     p.set_defaults(func=cmd_serve_openai)
     return p
+
+
+def limits_from_args(args: argparse.Namespace) -> Limits:
+    return Limits(max_body_bytes=args.max_body_bytes, max_concurrency=args.max_concurrency, max_queue=args.max_queue)
 
 
 def cmd_serve_openai(args: argparse.Namespace) -> int:
     server = OpenAIServer.from_workdir(args.workdir, host=args.host, port=args.port,
                                        served_model_name=args.served_model_name, max_new_tokens=args.max_new_tokens,
-                                       recorder=args.record)
+                                       recorder=args.record, limits=limits_from_args(args))
     return serve_until_interrupted(server, watch_s=args.watch, record=args.record)
 
 
@@ -502,5 +360,5 @@ def serve_until_interrupted(server: OpenAIServer, *, watch_s: float, record: str
     return 0
 
 
-__all__ = ["DEFAULT_PORT", "LOG_ID_HEADER", "THREAD_HEADER", "OpenAIServer", "add_serve_openai_parser",
-           "cmd_serve_openai"]
+__all__ = ["DEFAULT_PORT", "LOG_ID_HEADER", "THREAD_HEADER", "Limits", "OpenAIServer", "add_serve_openai_parser",
+           "cmd_serve_openai", "limits_from_args", "serve_until_interrupted"]
