@@ -3,10 +3,12 @@
 Generation is blocking (a transformers forward pass, or a wait on llama.cpp), so it runs in the
 threadpool: the event loop stays free for `GET /health`, `GET /v1/models` and feedback while answers
 are being written, and a streamed answer's chunks are pulled from the model one threadpool call at a
-time. Two limits protect the machine (`uno_graph.openai_server.Limits`): a request body larger than `max_body_bytes` is refused
-with 413 before it is parsed, and at most `max_concurrency` generations run at once while up to
-`max_queue` more wait for a slot in arrival order; a request beyond that gets 429 at once (with
-`Retry-After`), rather than an unbounded queue whose latency nobody can predict.
+time. Two limits protect the machine (`uno_graph.openai_server.Limits`): a request body larger than
+`max_body_bytes` is refused with 413 before it is parsed, and at most `max_concurrency` generations
+run at once while up to `max_queue` more wait for a slot in arrival order; a request beyond that gets
+429 at once (with `Retry-After`), rather than joining an unbounded queue whose latency nobody can
+predict. A streamed answer holds its slot until its last event, or until the client leaves, which
+also stops its generation.
 """
 
 from __future__ import annotations
