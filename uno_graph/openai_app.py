@@ -177,19 +177,26 @@ async def _stream(server: OpenAIServer, runnable: Any, chat: ChatRequest, releas
     payloads = chunk_payloads(chat.model, chat.id, first, chunks, include_usage=chat.include_usage,
                               on_done=lambda total: server.record(chat, total))
     headers = {LOG_ID_HEADER: chat.id} if server.recorder is not None else {}
-    return EventSourceResponse(_events(payloads, release), headers=headers, sep="\n",
+    return EventSourceResponse(_events(payloads, chunks, release), headers=headers, sep="\n",
                                background=BackgroundTask(release))
 
 
-async def _events(payloads: Iterator[str], release: Callable[[], None]) -> AsyncIterator[dict[str, str]]:
+def _close(*generators: Any) -> None:
+    for generator in generators:
+        generator.close()
+
+
+async def _events(payloads: Iterator[str], chunks: Iterator[Any],
+                  release: Callable[[], None]) -> AsyncIterator[dict[str, str]]:
     """Pull each event from the threadpool. A threadpool call is not abandoned on cancellation, so
-    when the client leaves, the pending chunk finishes and `close` then stops the generation."""
+    when the client leaves, the pending chunk finishes and closing then stops the generation (the
+    model's chunks too, in case the client left before the first event was pulled)."""
     try:
         while (data := await run_in_threadpool(next, payloads, None)) is not None:
             yield {"data": data}
     finally:
         with anyio.CancelScope(shield=True):
-            await run_in_threadpool(payloads.close)
+            await run_in_threadpool(_close, payloads, chunks)
         release()
 
 

@@ -120,7 +120,8 @@ def parse_chat_request(body: dict[str, Any], headers: Any, adapter_for: Callable
             call[key] = body[key]
     parallel = body.get("parallel_tool_calls")
     if parallel is not None and not isinstance(parallel, bool):
-        raise APIError(HTTPStatus.BAD_REQUEST, "`parallel_tool_calls` must be true or false", param="parallel_tool_calls")
+        raise APIError(HTTPStatus.BAD_REQUEST, "`parallel_tool_calls` must be true or false",
+                       param="parallel_tool_calls")
     user, thread = _request_ids(body, headers)
     return ChatRequest(model=name, adapter=adapter, messages=converted, call=call, tools=_tools(body.get("tools")),
                        tool_choice=body.get("tool_choice"), parallel_tool_calls=parallel,
@@ -216,10 +217,11 @@ def chunk_payloads(name: str, cid: str, first: Any, chunks: Iterator[Any], *, in
     finish reason, an optional usage chunk, then `[DONE]`.
 
     `first` is the answer's first chunk (None for none), read before the response started so that a
-    bad parameter could still get a JSON error; `chunks` the rest. `on_done(total)` gets the whole answer once generation has finished, before the last events
-    (the recorder: feedback sent after [DONE] then finds the log). A failure after the first event
-    can no longer change the HTTP status, so it is reported as a last error event. Closing this
-    generator closes `chunks`, which stops generation early when the client has left.
+    bad parameter could still get a JSON error; `chunks` the rest. `on_done(total)` gets the whole
+    answer once generation has finished, before the last events (the recorder: feedback sent after
+    [DONE] then finds the log). A failure after the first event can no longer change the HTTP status,
+    so it is reported as a last error event. Closing this generator closes `chunks`, which stops
+    generation early when the client has left.
     """
     created = int(time.time())
 
