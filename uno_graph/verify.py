@@ -304,8 +304,8 @@ def simulated_win_rate(val_items: list[dict[str, Any]], base_answers: list[str],
             margin = cand_score - base_score  # within the judge's tie margin, neither answer is better
             credit = 1.0 if margin > tie else 0.5 if margin >= -tie else 0.0
         wins += credit
-        details.append({"score": cand_score, "base_score": base_score, "bleu": round(bleu, 4), "credit": credit,
-                        "flaw": flaw})
+        details.append({"id": val_items[n].get("id"), "score": cand_score, "base_score": base_score,
+                        "bleu": round(bleu, 4), "credit": credit, "flaw": flaw, "answer": cand})
     n = len(details)
     return VerifierResult(win_rate=wins / n if n else 0.0, wins=wins, n=n, details=details,
                           lower_bound=wilson_bounds(wins, n, confidence)[0])

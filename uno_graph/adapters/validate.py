@@ -171,7 +171,7 @@ class PathValidator:
 
     def _score(self, judge: Judge, val: list[dict[str, Any]], base: list[str], answers: list[str],
                finishes) -> VerifierResult:
-        items = [{"query": p["query"], "rules": p["rules"], "chosen": p["chosen"], "rejected": p["rejected"]}
+        items = [{"id": p.get("id"), "query": p["query"], "rules": p["rules"], "chosen": p["chosen"], "rejected": p["rejected"]}
                  for p in val]
         return simulated_win_rate(items, base, answers, judge, bleu_threshold=self.bleu_threshold,
                                   finish_reasons=finishes, confidence=self.confidence)
