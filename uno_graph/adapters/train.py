@@ -33,6 +33,7 @@ the loss (the benchmark checks the first-step loss against the plain loop):
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
@@ -169,6 +170,19 @@ def _common_args(out_dir: Path, settings: TrainSettings, progress: bool) -> dict
     )
 
 
+def _stable_config(path: Path) -> None:
+    """Rewrite a saved PEFT config with its module lists sorted.
+
+    PEFT keeps `target_modules` as a set and writes it in the set's order, which changes with every
+    process's string hashing: the same training would publish a config of another sha256 each time,
+    so a rerun could neither recognise an adapter it had already published nor match its manifest."""
+    config = json.loads(path.read_text(encoding="utf-8"))
+    for key in ("target_modules", "exclude_modules", "modules_to_save"):
+        if isinstance(config.get(key), list) and all(isinstance(x, str) for x in config[key]):
+            config[key] = sorted(config[key])
+    path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
 def _epoch_callback(out_dir: Path, record: dict[str, Any]):
     """A TrainerCallback saving the adapter after every epoch and collecting the logged losses.
 
@@ -184,6 +198,7 @@ def _epoch_callback(out_dir: Path, record: dict[str, Any]):
             tmp = out_dir / f".epoch-{k}.tmp"
             shutil.rmtree(tmp, ignore_errors=True)
             model.save_pretrained(tmp)  # PEFT: adapter_config.json + adapter_model.safetensors
+            _stable_config(tmp / "adapter_config.json")
             shutil.rmtree(target, ignore_errors=True)
             os.replace(tmp, target)
             record["epoch_dirs"].append(target)
