@@ -185,6 +185,7 @@ def learn(log_paths: list[str | Path], workdir: str | Path, config: UnoConfig | 
 
 def _learn(run: _Run, log_paths: list[str | Path], store) -> LearnResult:
     """`learn`'s stages, run while the work directory's writer lock is held."""
+    from uno_graph.adapters.registry import remove_interrupted
     from uno_graph.promotion import withdraw_forgotten
     from uno_graph.scope import load_forgotten
     from uno_graph.store import UnoStore
@@ -192,6 +193,8 @@ def _learn(run: _Run, log_paths: list[str | Path], store) -> LearnResult:
     wd, config = run.wd, run.config
     previous = incremental.previous_summary(wd.root)  # the last finished run, before this one replaces it
     _write_system(wd, config)
+    for path in remove_interrupted(wd.adapters):  # a killed run's half-done publish; the lock says it is over
+        log.info("cleaned up %s, left by an interrupted publish", path)
 
     t = time.perf_counter()
     report = read_logs(*log_paths)

@@ -11,7 +11,8 @@ and a `manifest.json`, written last, that records what produced it and the sha25
 starting with "." are never adapters), fsyncs it, then renames it into place; an old version is
 renamed aside first and deleted afterwards. A reader sees the old adapter, the new one, or (for
 the instant between the two renames) none — never a partial one. One writer at a time is assumed
-(the `learn` pipeline). With `version=N` the target is `<cluster_id>/<role>/v<N>/` instead: `learn`
+(the `learn` pipeline); a publish killed midway leaves hidden folders that `remove_interrupted`
+clears (`learn` calls it first). With `version=N` the target is `<cluster_id>/<role>/v<N>/` instead: `learn`
 keeps every published version and names the served one (`adapters/versions.py`).
 """
 
@@ -22,6 +23,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import tempfile
 import uuid
@@ -170,6 +172,39 @@ def publish_adapter(adapters_root: Path, cluster_id: str, role: str, source_dir:
         shutil.rmtree(old, ignore_errors=True)
     _run_publish_hooks(target, full)
     return target
+
+
+_INTERRUPTED = re.compile(r"^\.(?P<name>.+)\.(?P<kind>tmp|old)-[^.]+$")
+
+
+def remove_interrupted(adapters_root: Path) -> list[Path]:
+    """Clean up after a `publish_adapter` that was killed: returns what was removed or put back.
+
+    A publish leaves its hidden folders behind only when its process dies: a `.<name>.tmp-*` folder
+    (the new version, not renamed into place yet) is deleted; a `.<name>.old-*` folder (the previous
+    version, renamed aside) is renamed back to `<name>` when the kill came before the new one took
+    that place, else deleted. Call it only while holding the work directory's writer lock: another
+    writer's publish in progress would look the same."""
+    root = Path(adapters_root)
+    if not root.is_dir():
+        return []
+    def subdirs(directory: Path) -> list[Path]:
+        return sorted(p for p in directory.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+    clusters = subdirs(root)
+    found = []
+    for directory in [root, *clusters, *(role for c in clusters for role in subdirs(c))]:  # where publishes write
+        for entry in sorted(directory.iterdir()):
+            match = _INTERRUPTED.match(entry.name)
+            if not match or not entry.is_dir():
+                continue
+            original = directory / match.group("name")
+            if match.group("kind") == "old" and not original.exists():
+                os.rename(entry, original)
+            else:
+                shutil.rmtree(entry)
+            found.append(entry)
+    return found
 
 
 # -- publish hooks: work to do once an adapter is in place (e.g. its GGUF for the llama.cpp engine) ----
