@@ -3,7 +3,11 @@
 Rules:
 
 * Every publish of (cluster, role) adds ``v<N>`` (N = the highest so far + 1, from 1) with
-  `registry.publish_adapter` (atomic, manifest last) and never touches earlier versions.
+  `registry.publish_adapter` (atomic, manifest last) and never touches earlier versions. A publish
+  whose files and manifest equal the highest version's (all but `created` and `metrics`) is that
+  publish again: when `learn` is killed after a version is in place but before the train stage
+  records it, the rerun trains that cluster again, and the same adapter stays one version instead
+  of becoming two.
 * ``<role>/served.json`` names the version of that role currently served; it is written (atomically)
   when a version is promoted or rolled back to. The Chroma cluster table is what the graph routes by:
   its row points at the served version's directory (``adapters/<cluster>/<role>/v<N>``).
@@ -25,7 +29,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from uno_graph.adapters.registry import MANIFEST, adapter_path, publish_adapter
+from uno_graph.adapters.registry import (MANIFEST, _adapter_files, adapter_path, load_manifest, publish_adapter,
+                                        sha256_file)
+from uno_graph.errors import ArtifactError
 from uno_graph.workdir import atomic_write_text
 
 SERVED = "served.json"
@@ -106,8 +112,32 @@ def publish_version(adapters_root: Path, cluster_id: str, role: str, source_dir:
     The manifest gets `adapter_version`. Returns the version's directory.
     """
     role_dir = adapter_path(adapters_root, cluster_id, role)
-    number = max(version_dirs(role_dir), default=0) + 1
+    versions = version_dirs(role_dir)
+    latest = max(versions, default=0)
+    again = {**manifest, "adapter_version": latest, "role": role, "cluster_id": str(cluster_id)}
+    if latest and _same_adapter(versions[latest], source_dir, again):
+        set_served(role_dir, latest, "promoted")
+        return versions[latest]
+    number = latest + 1
     path = publish_adapter(adapters_root, cluster_id, role, source_dir, {**manifest, "adapter_version": number},
                            version=number)
     set_served(role_dir, number, "promoted")
     return path
+
+
+def _same_adapter(version_dir: Path, source_dir: Path, manifest: dict[str, Any]) -> bool:
+    """Whether `version_dir` already holds the adapter in `source_dir` with this manifest: the same
+    files, and the same manifest but for when it was made and the training metrics (a repeated
+    training takes another time)."""
+    try:
+        published = load_manifest(version_dir)
+    except ArtifactError:
+        return False
+    source_dir = Path(source_dir)
+    files = {rel.as_posix(): sha256_file(source_dir / rel) for rel in _adapter_files(source_dir)}
+
+    def settled(m: dict[str, Any]) -> dict[str, Any]:  # as written to manifest.json, without what varies
+        kept = {k: v for k, v in m.items() if k not in ("created", "metrics", "files", "version")}
+        return json.loads(json.dumps(kept, default=str))
+
+    return published.get("files") == files and settled(published) == settled(manifest)
