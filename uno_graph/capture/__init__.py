@@ -8,6 +8,8 @@
 - `recorder`: `Recorder`, which every serving path calls: it records each answer (returning its log
   id) and appends the user's next turn in the same thread to the previous answer's log.
 - `feedback`: `feedback(store, log_id, rating=, edited_response=, comment=)`, validated.
+- `threads`: `read_threads`/`export_threads`, an app's LangGraph checkpointer threads as logs
+  (no recorder needed: the history it already keeps).
 
     >>> recorder = Recorder("runs/demo/events.jsonl")                      # doctest: +SKIP
     >>> graph = UnoSystem.load("runs/demo").graph(recorder=recorder)       # doctest: +SKIP
@@ -18,6 +20,8 @@ from uno_graph.capture.feedback import FeedbackError, feedback, validate_feedbac
 from uno_graph.capture.langgraph_store import BaseStoreLogStore
 from uno_graph.capture.recorder import Recorder, as_recorder, new_log_id, run_ids
 from uno_graph.capture.store import JsonlLogStore, LogStore, UnknownLogError, export, fold
+from uno_graph.capture.threads import export_threads, read_threads
 
 __all__ = ["BaseStoreLogStore", "FeedbackError", "JsonlLogStore", "LogStore", "Recorder", "UnknownLogError",
-           "as_recorder", "export", "feedback", "fold", "new_log_id", "run_ids", "validate_feedback"]
+           "as_recorder", "export", "export_threads", "feedback", "fold", "new_log_id", "read_threads", "run_ids",
+           "validate_feedback"]
