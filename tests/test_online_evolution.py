@@ -93,7 +93,8 @@ def test_two_rounds_on_the_tiny_lm_learn_incrementally_from_recorded_logs_and_fe
     round1_ids = {c["id"] for c in first["cluster_table"]}
     assert first["clusters"]["new"] and set(first["clusters"]["new"]) == round1_ids
     assert first["reload"]["added"] and set(first["routes"]) == {"base"}
-    assert second["routes"].get("expert", 0) > 0
+    # through an Expert or a Critic adapter: which path the gap test picks for the random tiny LM varies
+    assert sum(n for route, n in second["routes"].items() if route in ("expert", "critic")) > 0
     # round 2 was incremental: round 1's logs reused, its clusters kept with their ids
     assert second["reuse"]["distill"]["reused"] == first["logs"]["exported"]
     assert second["reuse"]["distill"]["computed"] == second["logs"]["exported"] - first["logs"]["exported"]
