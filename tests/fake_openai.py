@@ -14,31 +14,38 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 
-class FakeOpenAI(ThreadingHTTPServer):
+class LocalServer(ThreadingHTTPServer):
+    """A threaded HTTP server on a free local port, served from a daemon thread between start and close."""
+
     daemon_threads = True
 
-    def __init__(self, tokens: list[str], *, model: str = "fake-base", adapters: tuple[str, ...] = ()) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.tokens, self.model, self.adapters = list(tokens), model, tuple(adapters)
+    def __init__(self, handler: type[BaseHTTPRequestHandler]) -> None:
+        super().__init__(("127.0.0.1", 0), handler)
         self.requests: list[dict[str, Any]] = []
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server_address[1]}/v1"
 
-    def start(self) -> FakeOpenAI:
-        threading.Thread(target=self.serve_forever, name="fake-openai", daemon=True).start()
+    def start(self):
+        threading.Thread(target=self.serve_forever, name=type(self).__name__, daemon=True).start()
         return self
 
     def close(self) -> None:
         self.shutdown()
         self.server_close()
 
-    def __enter__(self) -> FakeOpenAI:
+    def __enter__(self):
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class FakeOpenAI(LocalServer):
+    def __init__(self, tokens: list[str], *, model: str = "fake-base", adapters: tuple[str, ...] = ()) -> None:
+        super().__init__(_Handler)
+        self.tokens, self.model, self.adapters = list(tokens), model, tuple(adapters)
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -9,33 +9,19 @@ which model name (adapter) each call asked for and that no other field (``adapte
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from tests.fake_openai import LocalServer
 
 Reply = str | list[tuple[str, dict[str, Any]]]
 
 
-class ScriptedOpenAI(ThreadingHTTPServer):
-    daemon_threads = True
-
+class ScriptedOpenAI(LocalServer):
     def __init__(self, reply: Callable[[dict[str, Any]], Reply], *, models: tuple[str, ...] = ("fake-base",)) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
+        super().__init__(_Handler)
         self.reply, self.models = reply, models
-        self.requests: list[dict[str, Any]] = []
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}/v1"
-
-    def __enter__(self) -> ScriptedOpenAI:
-        threading.Thread(target=self.serve_forever, name="scripted-openai", daemon=True).start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.shutdown()
-        self.server_close()
 
 
 class _Handler(BaseHTTPRequestHandler):
