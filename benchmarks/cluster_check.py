@@ -51,7 +51,8 @@ def check(logs: str, test: str, config: UnoConfig, embedder=None) -> dict:
         clusters = pipeline._cluster(run, rows, pairs, store)
         gates = consistency(clusters, rows, pairs, config)
         # which cluster each question reaches, as if every eligible cluster had an adapter
-        table = Router(store, run.embedder, config).table
+        router = Router(store, run.embedder, config)
+        table = router.table
         majority = {c["id"]: max(c["topics"], key=c["topics"].get) for c in clusters}
         logged = {str(r.metadata.get("subject")) for r in records}
         items = [json.loads(line) for line in Path(test).read_text().splitlines() if line.strip()]
@@ -63,8 +64,7 @@ def check(logs: str, test: str, config: UnoConfig, embedder=None) -> dict:
             where = "base"
             if found is not None:
                 row, distance = found
-                reach = config.route_threshold or float(row.get("radius", 0.0)) * config.route_margin
-                if distance <= reach:
+                if distance <= router.reach(row):
                     where = "own" if majority.get(row["id"]) == meta.get("topic") else "wrong"
             part = "logged" if str(meta.get("subject")) in logged else "new"
             cell = counts.setdefault(str(meta.get("topic")), {}).setdefault(part, {"own": 0, "wrong": 0, "base": 0})

@@ -119,6 +119,11 @@ class Router:
         """Route by `table` from the next query on (one attribute swap: a query sees the old or the new)."""
         self.table = table
 
+    def reach(self, row: dict[str, Any]) -> float:
+        """How far from a cluster's centroid its queries are routed to it: `route_threshold`, else the
+        cluster's radius × `route_margin`."""
+        return self.config.route_threshold or float(row.get("radius", 0.0)) * self.config.route_margin
+
     def route(self, query: str, user_id: str | None = None, *, by_user: bool | None = None) -> RouteDecision:
         """The route of `query`; `user_id` counts only with `by_user` (default: the config's
         `route_by_user`) on, see the module."""
@@ -131,7 +136,7 @@ class Router:
         if found is None:
             return RouteDecision("base", None, None, None)
         row, distance = found
-        reach = math.inf if by_user else (self.config.route_threshold or float(row.get("radius", 0.0)) * self.config.route_margin)
+        reach = math.inf if by_user else self.reach(row)
         route = str(row.get("route", "base"))
         if distance > reach or route not in ROUTED or not row.get("adapter"):
             return RouteDecision("base", row["id"] if distance <= reach else None, distance, None)
