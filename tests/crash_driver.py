@@ -64,6 +64,18 @@ def _die() -> None:
     os.kill(os.getpid(), signal.SIGKILL)
 
 
+def count_after(module, name: str, tick) -> None:
+    """Replace `module.name` with a wrapper that calls `tick()` after each call returns."""
+    real = getattr(module, name)
+
+    def counted(*args, **kwargs):
+        result = real(*args, **kwargs)
+        tick()
+        return result
+
+    setattr(module, name, counted)
+
+
 def install_kill(spec: str) -> None:
     """Make this process kill itself at the n-th occurrence of the point `spec` names (`<point>:<n>`)."""
     point, _, n = spec.partition(":")
@@ -89,14 +101,7 @@ def install_kill(spec: str) -> None:
     elif point == "fit":
         from uno_graph.adapters import train
 
-        real_train = train.train_adapter
-
-        def counted_train(*args, **kwargs):
-            result = real_train(*args, **kwargs)
-            tick()
-            return result
-
-        train.train_adapter = counted_train
+        count_after(train, "train_adapter", tick)
     elif point in ("publish-tmp", "publish-renamed"):
         from uno_graph.adapters import registry
 
@@ -119,14 +124,7 @@ def install_kill(spec: str) -> None:
     elif point == "publish-served":
         from uno_graph.adapters import versions
 
-        real_publish = versions.publish_version
-
-        def counted_publish(*args, **kwargs):
-            path = real_publish(*args, **kwargs)
-            tick()
-            return path
-
-        versions.publish_version = counted_publish
+        count_after(versions, "publish_version", tick)
     else:
         raise SystemExit(f"unknown kill point {point!r}")
 
