@@ -119,7 +119,7 @@ def _data(n=8):
                       "chosen": f"The answer to '{q}' is short.", "rejected": base})
         rows.append({"id": f"p{i}", "query": q, "answer": base, "rules": ["Be short."]})
     pairs.append({"id": "ok", "query": "q", "prompt": [{"role": "user", "content": "q"}], "rules": [],
-                  "chosen": "fine", "rejected": "fine"})  # an approval: trains, is not judged
+                  "chosen": "fine", "rejected": "fine"})  # an approval: not judged, trains only when asked
     return ClusterData(pairs=pairs, rows=rows)
 
 
@@ -139,7 +139,14 @@ def test_expert_that_beats_base_is_served_and_validated_on_every_pair():
     assert route == "expert" and len(verdicts) == 1
     v = verdicts[0]
     assert v.accepted and v.n_val == 8 and v.win_rate == 1.0 and v.lower_bound > 0.5 and v.epoch == 1
-    assert calls == [("expert", "fold-1", 5), ("expert", "fold-2", 5)]  # 4 + 4 judgeable, approval in both
+    assert calls == [("expert", "fold-1", 4), ("expert", "fold-2", 4)]  # the other fold's 4 edits; no approval
+
+
+def test_the_expert_learns_from_changed_answers_and_from_approvals_only_when_asked():
+    data = _data()
+    assert sorted(e.id for e in data.expert_examples()) == [f"p{i}" for i in range(8)]
+    data.train_on_approvals = True
+    assert "ok" in {e.id for e in data.expert_examples()} and len(data.expert_examples({"p0"})) == 8
 
 
 def test_expert_echoing_the_question_fails_and_a_working_critic_is_served():

@@ -130,6 +130,9 @@ class UnoConfig:
     # the Expert's loss: "sft" on the endorsed answers (the naive baseline's loss, about half the cost of a
     # DPO step on CPU), or "dpo_sft", the paper's DPO (sigmoid) + SFT mix (weights in TrainSettings)
     expert_objective: str = "sft"
+    # the Expert learns from the answers users changed (edits, verified revisions); approved answers
+    # join its training data only when True (adapters/validate.py, ClusterData.train_on_approvals)
+    train_on_approvals: bool = False
     # no single user's logs make up more than this share of a cluster's training examples (scope.py: each
     # user keeps at most max(share × N, an equal split) of them, chosen by id hash); 1.0 = no cap
     max_user_share: float = 0.25

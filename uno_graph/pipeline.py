@@ -522,7 +522,8 @@ def _train(run: _Run, clusters, gaps, pairs, rows, store) -> dict[str, dict[str,
     cfg = run.config
     knobs = (cfg.lora, cfg.train, cfg.win_rate_threshold, cfg.bleu_threshold, cfg.val_folds, cfg.min_win_lower_bound,
              cfg.win_confidence, cfg.min_judgeable, cfg.answer_budget, cfg.budget_margin, cfg.max_new_tokens,
-             cfg.val_every, cfg.expert_objective, run.judge_id, cfg.min_want_auc, cfg.max_user_share)
+             cfg.val_every, cfg.expert_objective, run.judge_id, cfg.min_want_auc, cfg.max_user_share,
+             cfg.train_on_approvals)
     inputs = fingerprint(run.wd.output_fingerprint("gap"), run.wd.output_fingerprint("pairs"), *knobs)
     settings = fingerprint(stage, cfg.base_model, *knobs)
     eligible = [c for c in clusters if c["eligible"]]
@@ -573,7 +574,7 @@ def _train_cluster(run: _Run, cluster, decision: str, pair_by_id, row_by_id) -> 
                             cfg.max_user_share)
     members = [i for i in cluster["members"] if i not in capped]
     data = ClusterData(pairs=[pair_by_id[i] for i in members if i in pair_by_id and pair_by_id[i]["chosen"]],
-                       rows=[row_by_id[i] for i in members if i in row_by_id])
+                       rows=[row_by_id[i] for i in members if i in row_by_id], train_on_approvals=cfg.train_on_approvals)
     validator = PathValidator(run.serving, run._judge, lambda *a: _fit(run, cluster["id"], *a),
                               folds=cfg.val_folds, seed=cfg.train.seed, win_rate_threshold=cfg.win_rate_threshold,
                               min_win_lower_bound=cfg.min_win_lower_bound, confidence=cfg.win_confidence,

@@ -93,14 +93,22 @@ class ClusterData:
 
     pairs: list[dict[str, Any]]  # pairs.jsonl rows of the members with a chosen answer
     rows: list[dict[str, Any]]  # distill.jsonl rows of the members
+    # whether the Expert also learns from approved answers (chosen = the logged answer). Off by default:
+    # an approval shows what the base model already writes, not what users changed it into, and
+    # users approve answers that miss their cluster's want (4 of 5 thumbs-up answers of one want of a
+    # development set failed it), so training on them pulls the Expert back towards the base
+    train_on_approvals: bool = False
 
     @property
     def judgeable(self) -> list[dict[str, Any]]:
         return [p for p in self.pairs if is_judgeable(p)]
 
     def expert_examples(self, exclude: set[str] = frozenset()) -> list[TrainExample]:
+        """The Expert's training examples (outside `exclude`): every endorsed answer that differs from
+        the logged one (an edit, a verified revision), and approvals when `train_on_approvals`."""
         return [TrainExample(prompt=p["prompt"], chosen=p["chosen"], rejected=p["rejected"], id=p["id"],
-                             user_id=p.get("user_id")) for p in self.pairs if p["id"] not in exclude]
+                             user_id=p.get("user_id")) for p in self.pairs
+                if p["id"] not in exclude and (self.train_on_approvals or is_judgeable(p))]
 
     def labelled(self, exclude: set[str] = frozenset()) -> list[Labelled]:
         """The members' answers as the users labelled them (outside `exclude`): an approved answer,
