@@ -38,7 +38,7 @@ import threading
 import warnings
 import weakref
 from collections import deque
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -98,6 +98,23 @@ _adapter_key = adapter_key
 class _Slot:
     key: tuple[str, int, int]  # (resolved dir, weights mtime_ns, weights size): a retrained adapter reloads
     path: Path
+
+
+@dataclass(frozen=True)
+class _Pending:
+    """An adapter registered with `lazy=True`, whose weights load on the first call that names it."""
+
+    path: Path
+    base_model: str | None  # from its manifest.json, if it has one: the files are checked again before loading
+    served: str | None  # the path of the version loaded under the same name before, which answers if this fails
+
+    @classmethod
+    def register(cls, path: Path, served: str | None) -> _Pending:
+        from uno_graph.adapters.registry import MANIFEST, load_manifest
+
+        _adapter_key(path)  # the files must be there now
+        manifest = load_manifest(path) if (path / MANIFEST).is_file() else {}
+        return cls(path, manifest.get("base_model"), served)
 
 
 class _StopCriteria(StoppingCriteria):
@@ -204,12 +221,40 @@ class _Engine:
             else:
                 self.peft.load_adapter(str(path), adapter_name=internal, is_trainable=False)
         except Exception as exc:
+            self._discard(internal)
             raise ArtifactError(
-                f"could not load the LoRA adapter at {str(path)!r} onto {self.loaded.model_id!r}: {exc}"
+                f"could not load the LoRA adapter at {str(path)!r} onto {self.loaded.model_id!r}: {exc}; "
+                "the adapters loaded before keep answering"
             ) from exc
+        finally:
+            self._layers, self._active = None, None
         self.peft.eval()
         self.peft.base_model.disable_adapter_layers()
-        self._layers, self._active = None, None
+
+    def _discard(self, internal: str) -> None:
+        """Remove what a failed load of `internal` left in the model.
+
+        PEFT injects an adapter's LoRA layers before it reads the weights, so files that match their
+        checksums but not the model (wrong shapes, a module the model lacks) fail half-way: on the first
+        adapter the base model is left wrapped in *enabled* LoRA layers holding whatever initial weights
+        the config asks for (random ones change every answer, base ones included); on a later one the
+        half-made adapter stays in the `PeftModel`.
+        """
+        from peft.tuners.tuners_utils import BaseTunerLayer
+
+        if self.peft is not None:
+            if internal in self.peft.peft_config:
+                with warnings.catch_warnings():  # "adapter X was active ... setting active adapter to Y"
+                    warnings.simplefilter("ignore", UserWarning)
+                    self.peft.delete_adapter(internal)
+            self.peft.base_model.disable_adapter_layers()
+            return
+        for name, module in list(self.base.named_modules()):  # the wrappers the failed PeftModel put in place
+            if isinstance(module, BaseTunerLayer):
+                parent, _, child = name.rpartition(".")
+                setattr(self.base.get_submodule(parent), child, module.get_base_layer())
+        if hasattr(self.base, "peft_config"):
+            del self.base.peft_config
 
     def _switch(self, internal: str | None, enabled: bool) -> None:
         """Point every LoRA layer at `internal` and turn the layers on or off.
@@ -569,7 +614,7 @@ class UnoChatModel(BaseChatModel):
 
     _engine: Any = PrivateAttr(default=None)
     _handles: dict[str, str] = PrivateAttr(default_factory=dict)  # public adapter name -> PEFT name
-    _lazy: dict[str, Path] = PrivateAttr(default_factory=dict)  # registered, loaded on first use
+    _lazy: dict[str, _Pending] = PrivateAttr(default_factory=dict)  # registered, loaded on first use
     _lazy_lock: Any = PrivateAttr(default_factory=threading.Lock)
 
     # -- construction --------------------------------------------------------------------------------
@@ -668,21 +713,54 @@ class UnoChatModel(BaseChatModel):
         """Load the PEFT adapter in `path` under `name` (replacing a previous `name`). An adapter directory
         already loaded on this base model (same files) is shared, not loaded twice.
 
+        If the weights cannot be loaded (`ArtifactError` naming `path`), nothing changes: a previous
+        `name` keeps answering. Calls already waiting for the previous `name` when it is replaced answer
+        with the new one.
+
         `lazy=True` checks the directory now and loads the weights on the first call that names the
         adapter (a process that serves a few of many adapters starts faster; that first call waits).
+        An adapter with a `manifest.json` is checked against it again right before its weights load,
+        since its files may have changed in between; if that check or the load fails, a version loaded
+        under `name` before keeps answering (with a warning), else the call raises the error.
         """
-        self._check_name(name)
+        self.load_adapters({name: path}, lazy=lazy)
+
+    def load_adapters(self, adapters: Mapping[str, str | Path], *, lazy: bool = False) -> None:
+        """`load_adapter` for several adapters, all or nothing: if one fails to load, none of them
+        replaces what was served under its name (a reload of many adapters switches them together)."""
+        paths = {name: Path(path) for name, path in adapters.items()}
+        for name in paths:
+            self._check_name(name)
         if lazy:
-            _adapter_key(Path(path))  # the files must be there now
             with self._lazy_lock:
-                self._lazy[name] = Path(path)
-            self.adapters = {**self.adapters, name: str(path)}
-            return
-        internal = self._engine.acquire(Path(path), name)
-        replaced = self._handles.get(name)
-        self._handles[name] = internal
-        self.adapters = {**self.adapters, name: str(path)}
-        if replaced is not None and replaced != internal:
+                pending = {name: _Pending.register(path, self._loaded_path(name)) for name, path in paths.items()}
+                self._lazy.update(pending)
+        else:
+            self._acquire(paths)
+            with self._lazy_lock:
+                for name in paths:
+                    self._lazy.pop(name, None)
+        self.adapters = {**self.adapters, **{name: str(path) for name, path in paths.items()}}
+
+    def _loaded_path(self, name: str) -> str | None:
+        """The directory of the version whose weights answer for `name` now (None if none is loaded)."""
+        earlier = self._lazy.get(name)
+        if earlier is not None:
+            return earlier.served
+        return self.adapters.get(name) if name in self._handles else None
+
+    def _acquire(self, paths: dict[str, Path]) -> None:
+        """Load every adapter in `paths` onto the engine, then point their names at them in one step."""
+        internals: dict[str, str] = {}
+        try:
+            for name, path in paths.items():
+                internals[name] = self._engine.acquire(path, name)
+        except BaseException:
+            self._engine.collect()  # frees what this call loaded: no name points at it yet
+            raise
+        replaced = [name for name, internal in internals.items() if self._handles.get(name, internal) != internal]
+        self._handles.update(internals)
+        if replaced:
             self._engine.collect()
 
     def unload_adapter(self, name: str) -> None:
@@ -704,11 +782,32 @@ class UnoChatModel(BaseChatModel):
         return list(self._handles) + [n for n in self._lazy if n not in self._handles]
 
     def _load_pending(self, name: str) -> None:
+        """Load the weights of the lazily registered `name`, its files checked against its manifest first."""
+        from uno_graph.adapters.registry import validate_adapter
+
         with self._lazy_lock:
-            path = self._lazy.get(name)
-            if path is not None:
-                self.load_adapter(name, path)
-                del self._lazy[name]
+            pending = self._lazy.get(name)
+            if pending is None:
+                return
+            try:
+                if pending.base_model is not None:
+                    validate_adapter(pending.path, pending.base_model)
+                self._acquire({name: pending.path})
+            except ArtifactError as exc:
+                if pending.served is None:
+                    raise  # stays registered: every call says why until the files are fixed or replaced
+                log.warning("adapter %r: %s; the version from %s keeps answering", name, exc, pending.served)
+                self.adapters = {**self.adapters, name: pending.served}
+            del self._lazy[name]
+
+    def _refresh(self, jobs: Sequence[_Job]) -> bool:
+        """Point jobs whose adapter was replaced while they waited (a reload) at its new version; whether any was."""
+        changed = False
+        for job in jobs:
+            current = self._handles.get(job.adapter) if job.adapter is not None else None
+            if current is not None and current != job.internal:
+                job.internal, changed = current, True
+        return changed
 
     @property
     def tokenizer(self) -> Any:
@@ -891,8 +990,7 @@ class UnoChatModel(BaseChatModel):
     def _run_jobs(self, jobs: list[_Job]) -> list[AIMessage]:
         """Generate for every job: same-params jobs share batched `generate` calls of <= batch_size rows."""
         if self._engine.backend != "transformers":  # all at once: the engine schedules its own slots
-            rows = self._engine.generate([j.ids for j in jobs], [j.internal for j in jobs], [j.params for j in jobs],
-                                         [j.stops for j in jobs])
+            rows = self._rows(jobs, [j.params for j in jobs])
             return [self._message(job, row) for job, row in zip(jobs, rows)]
         results: list[AIMessage | None] = [None] * len(jobs)
         groups: dict[_Params, list[int]] = {}
@@ -902,11 +1000,45 @@ class UnoChatModel(BaseChatModel):
             members.sort(key=lambda i: len(jobs[i].ids))  # similar lengths together: less padding
             for start in range(0, len(members), self.batch_size):
                 part = members[start:start + self.batch_size]
-                rows = self._engine.generate([jobs[i].ids for i in part], [jobs[i].internal for i in part], params,
-                                             [jobs[i].stops for i in part])
+                rows = self._rows([jobs[i] for i in part], params)
                 for i, row in zip(part, rows):
                     results[i] = self._message(jobs[i], row)
         return results  # type: ignore[return-value]
+
+    def _rows(self, jobs: list[_Job], params: _Params | list[_Params]) -> list[_Row]:
+        """The engine's answers to `jobs`. A job whose adapter a reload replaced while it waited for the
+        engine (which frees the old version) runs with the new version: always a whole adapter."""
+        while True:
+            try:
+                return self._engine.generate([j.ids for j in jobs], [j.internal for j in jobs], params,
+                                             [j.stops for j in jobs])
+            except AdapterNotFoundError:
+                if not self._refresh(jobs):
+                    raise
+
+    def _pieces(self, job: _Job) -> Iterator[str | _Row]:
+        """`engine.stream` for `job` (text pieces, then the row), re-pointed like `_rows` when its adapter
+        was replaced before the first piece. Closing it stops the generation."""
+        while True:
+            cancel = threading.Event()
+            pieces = self._engine.stream(job.ids, job.internal, job.params, job.stops, cancel)
+            try:
+                first = next(pieces, None)
+                while first == "":  # the streamer's empty flush when generate failed before any token
+                    first = next(pieces, None)
+            except AdapterNotFoundError:
+                pieces.close()
+                if self._refresh([job]):
+                    continue
+                raise
+            try:
+                if first is not None:
+                    yield first
+                    yield from pieces
+            finally:
+                cancel.set()  # stops generation early if the consumer went away
+                pieces.close()
+            return
 
     # -- BaseChatModel hooks -------------------------------------------------------------------------
 
@@ -930,8 +1062,7 @@ class UnoChatModel(BaseChatModel):
             yield chunk
             return
 
-        cancel = threading.Event()
-        pieces = self._engine.stream(job.ids, job.internal, job.params, job.stops, cancel)
+        pieces = self._pieces(job)
         # With tools bound, text that may open a tool call is held back for the last chunk, which then
         # carries the rest of the text and the parsed calls as tool_call_chunks (uno_graph.tool_calls).
         prefix = job.tools.prefix if job.tools is not None else ""
@@ -970,8 +1101,7 @@ class UnoChatModel(BaseChatModel):
                 run_manager.on_llm_new_token(rest, chunk=chunk)
             yield chunk
         finally:
-            cancel.set()  # stops generation early if the consumer went away
-            pieces.close()
+            pieces.close()  # stops generation early if the consumer went away
 
     async def _agenerate(self, messages: list[BaseMessage], stop: list[str] | None = None,
                          run_manager: AsyncCallbackManagerForLLMRun | None = None, **kwargs: Any) -> ChatResult:

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import inspect
 import json
 import logging
 import threading
@@ -313,29 +312,35 @@ class UnoSystem:
         return digest.hexdigest()
 
     def _load_adapters(self, table: RouteTable) -> dict[str, tuple[str, Path]]:
-        """Validate every adapter `table` routes to, then load each onto its step's model.
+        """Validate every adapter `table` routes to, then load them onto their steps' models.
 
-        Nothing is loaded unless all are valid; if a load fails, adapters this call added are unloaded.
+        Nothing is loaded unless all are valid. Files can match their checksums and still fail to load
+        (weights of the wrong shapes, a module the model lacks): a model that loads a set at once
+        (`UnoChatModel.load_adapters`) then keeps serving all its previous versions, and adapters this
+        call added to other models are unloaded again.
         """
         from uno_graph.adapters.registry import validate_adapter
 
         wanted = {name: (role, self.root / rel) for name, (role, rel) in table.adapters().items()}
         for role, path in wanted.values():
             validate_adapter(path, self.config.base_model)
+        by_model: dict[int, tuple[Any, dict[str, Path]]] = {}
+        for name, (role, path) in wanted.items():
+            model = self.model_for(role)
+            by_model.setdefault(id(model), (model, {}))[1][name] = path
         added = []
         try:
-            for name, (role, path) in wanted.items():
-                model = self.model_for(role)
-                if self.lazy_adapters and "lazy" in inspect.signature(model.load_adapter).parameters:
-                    model.load_adapter(name, path, lazy=True)  # weights load on first use
+            for model, paths in by_model.values():
+                if callable(getattr(model, "load_adapters", None)):
+                    model.load_adapters(paths, lazy=self.lazy_adapters)  # lazy: weights load on first use
                 else:
-                    model.load_adapter(name, path)  # a retrained adapter (new files) is reloaded
-                if name not in self.served:
-                    added.append((role, name))
+                    for name, path in paths.items():
+                        model.load_adapter(name, path)
+                added += [(model, name) for name in paths if name not in self.served]
         except BaseException:
-            for role, name in added:
+            for model, name in added:
                 with contextlib.suppress(AdapterNotFoundError):
-                    self.model_for(role).unload_adapter(name)
+                    model.unload_adapter(name)
             raise
         return wanted
 

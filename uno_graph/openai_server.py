@@ -209,8 +209,10 @@ class OpenAIServer:
     def reload(self) -> list[str]:
         """Serve exactly the adapters published in the work directory, as `<cluster>/<role>`.
 
-        All are validated against their manifests before any is loaded; on a bad one `ArtifactError`
-        is raised and the adapters served so far stay. A retrained adapter (new files) is reloaded.
+        All are validated against their manifests before any is loaded, then loaded together: on a bad
+        one (checksums, or weights that match them but do not load) `ArtifactError` naming it is raised
+        and the adapters served so far stay, every one at its previous version. A retrained adapter (new
+        files) is reloaded; requests waiting for its old version answer with the new one.
         """
         from uno_graph.adapters.registry import list_adapters, validate_adapter
         from uno_graph.graph import load_config
@@ -224,8 +226,7 @@ class OpenAIServer:
                       for m in list_adapters(self.workdir / "adapters")}
             for path in wanted.values():
                 validate_adapter(path, base_model)
-            for name, path in wanted.items():
-                self.model.load_adapter(name, path)
+            self.model.load_adapters(wanted)
             for name in set(self.model.adapter_names) - set(wanted):
                 self.model.unload_adapter(name)
             log.info("serving %s with adapters %s", self.base_name, sorted(wanted))
