@@ -331,12 +331,14 @@ class UnoSystem:
         added = []
         try:
             for model, paths in by_model.values():
-                if callable(getattr(model, "load_adapters", None)):
+                if callable(getattr(model, "load_adapters", None)):  # all of them or none
                     model.load_adapters(paths, lazy=self.lazy_adapters)  # lazy: weights load on first use
-                else:
-                    for name, path in paths.items():
-                        model.load_adapter(name, path)
-                added += [(model, name) for name in paths if name not in self.served]
+                    added += [(model, name) for name in paths if name not in self.served]
+                    continue
+                for name, path in paths.items():
+                    model.load_adapter(name, path)
+                    if name not in self.served:
+                        added.append((model, name))
         except BaseException:
             for model, name in added:
                 with contextlib.suppress(AdapterNotFoundError):
