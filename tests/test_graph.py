@@ -71,6 +71,33 @@ def test_stream_events_and_parent_mount(router):
     assert "route" not in out and out["messages"][-1].response_metadata["uno_adapter"] == "c-egg/expert"
 
 
+def test_a_cluster_learned_from_one_users_logs_serves_only_that_user(tmp_path):
+    import json
+
+    from uno_graph.config import UnoConfig
+    from uno_graph.router import Router
+    from uno_graph.rules_context import RulesInContext
+
+    by_query = keyword_router(tmp_path / "chroma")
+    store = by_query.store
+    store.update_cluster("c-egg", owner="alice", users=json.dumps(["alice"]))  # `user_scope`: alice's own
+    store.put_rules([{"id": "a#0", "rule": "Answer in lowercase.", "cluster_id": "c-egg", "log_id": "a", "user_id": "alice"},
+                     {"id": "p#0", "rule": "Add a map.", "cluster_id": "c-paris", "log_id": "p", "user_id": "bob"}],
+                    by_query.embedder.encode(["egg", "paris"]))
+    for by_user in (False, True):
+        router = Router(store, by_query.embedder, UnoConfig(route_by_user=by_user))
+        assert router.route("boil an egg", "alice").adapter == "c-egg/expert"
+        # however near the query, nobody else reaches it: the next visible cluster is too far, so base
+        for other in ("bob", None):
+            decision = router.route("boil an egg", other)
+            assert decision.route == "base" and decision.cluster_id != "c-egg"
+        assert router.route("what is in paris", "bob").adapter == "c-paris/critic"  # shared clusters serve everyone
+    rules = RulesInContext(store, by_query.embedder, k_clusters=1)
+    assert rules.retrieve("boil an egg", "alice").rules == ("Answer in lowercase.",)
+    assert rules.retrieve("boil an egg", "bob").cluster_id != "c-egg"
+    assert "Answer in lowercase." not in rules.retrieve("boil an egg").rules
+
+
 def test_a_returning_user_is_routed_among_the_clusters_of_their_own_logs(tmp_path):
     import json
 

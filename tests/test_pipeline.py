@@ -177,3 +177,47 @@ def test_the_teacher_and_the_validation_judge_enter_fingerprints_with_their_sett
     assert len(ids) == 8
     assert component_id(WantJudge(min_auc=0.7)) == "WantJudge(c=1.0, gate_folds=4, min_auc=0.7)"
     assert component_id(LLMJudge(Named("judge-a"))) == "LLMJudge(chat_model='Named:judge-a', max_tokens=None)"
+
+
+def test_with_user_scope_one_users_logs_never_change_another_users_answers(tmp_path, tiny_lm_dir, teacher):
+    """Bob's and Alice's logs ask the same questions and want different things. With `user_scope` each
+    user's logs make their own clusters: Bob's answers are the same whether Alice's logs were learned
+    or not, and nobody but Alice (no user id included) is ever routed to her cluster."""
+    from uno_graph.graph import UnoContext, UnoSystem
+
+    items = TOPICS["cook"][3]
+
+    def log(user, i, complaint, edit):
+        return {"id": f"{user}-{i}", "user_id": user, "metadata": {"topic": user},
+                "messages": [{"role": "user", "content": f"How do I cook {items[i]}?"},
+                             {"role": "assistant", "content": f"Well, about {items[i]}, it depends on many things."},
+                             {"role": "user", "content": complaint}],
+                "feedback": {"edited_response": edit.format(items[i])}}
+
+    bob = [log("bob", i, "Please number the steps.", "1. Heat {}.\n2. Serve it.") for i in range(len(items))]
+    alice = [log("alice", i, "Answer in one sentence.", "Boil the {} and eat it.") for i in range(len(items))]
+    only_bob, both = tmp_path / "bob.jsonl", tmp_path / "both.jsonl"
+    only_bob.write_text("\n".join(json.dumps(x) for x in bob) + "\n")
+    both.write_text("\n".join(json.dumps(x) for x in bob + alice) + "\n")
+    config = _config(tiny_lm_dir)
+    config.user_scope = True
+
+    def ask(work, user):
+        system = UnoSystem.load(work)
+        out = system.graph("uno").invoke({"messages": [("user", "How do I cook rice?")]},
+                                         context=UnoContext(user_id=user))
+        return out["messages"][-1]
+
+    first = pipeline.learn([only_bob], tmp_path / "w1", config, teacher=teacher, progress=False)
+    second = pipeline.learn([both], tmp_path / "w2", config, teacher=teacher, progress=False)
+    owners = {c["id"]: c["owner"] for c in second.clusters}
+    assert sorted(owners.values()) == ["alice", "bob"]
+    assert [c["id"] for c in first.clusters] == [i for i, o in owners.items() if o == "bob"]
+    before, after = ask(tmp_path / "w1", "bob"), ask(tmp_path / "w2", "bob")
+    assert after.response_metadata["uno_cluster"] == before.response_metadata["uno_cluster"]
+    assert after.response_metadata["uno_route"] == before.response_metadata["uno_route"] != "base"
+    assert after.content == before.content
+    mine = ask(tmp_path / "w2", "alice").response_metadata
+    assert owners[mine["uno_cluster"]] == "alice"
+    for stranger in ("carol", None):  # another user, or no user id: neither private cluster serves them
+        assert ask(tmp_path / "w2", stranger).response_metadata["uno_route"] == "base"

@@ -21,7 +21,8 @@ def _config(args: argparse.Namespace) -> UnoConfig:
                     gap_signal=args.gap_signal, gap_threshold=args.gap_threshold, win_rate_threshold=args.win_rate_threshold,
                     bleu_threshold=args.bleu_threshold, max_new_tokens=args.max_new_tokens,
                     expert_objective=args.expert_objective, redact=not args.no_redact,
-                    max_user_share=args.max_user_share, route_by_user=args.route_by_user)
+                    max_user_share=args.max_user_share, route_by_user=args.route_by_user,
+                    user_scope=args.user_scope)
     cfg.train = TrainSettings(**{**vars(cfg.train), "epochs": args.epochs, "batch_size": args.batch_size})
     return cfg
 
@@ -391,6 +392,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-cluster-size", type=int, default=d.min_cluster_size)
     p.add_argument("--route-by-user", action="store_true",
                    help="serve a query that carries a user id from the nearest of that user's own clusters")
+    p.add_argument("--user-scope", action="store_true",
+                   help="learn each user's logs on their own; their adapters answer only that user")
     p.add_argument("--gap-signal", choices=("likelihood", "yesno"), default=d.gap_signal,
                    help="likelihood: base model's log-likelihood of endorsed vs logged answers; yesno: the paper's")
     p.add_argument("--gap-threshold", type=float, default=None, help="fixed gap threshold (default: calibrated)")

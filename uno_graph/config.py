@@ -87,6 +87,10 @@ class UnoConfig:
     # (router.py); off by default: where what users want follows the topic rather than the user, a
     # user's question on a new topic would go to one of their old topics' clusters
     route_by_user: bool = False
+    # each user's logs are clustered and learned on their own, and a cluster learned from one user's logs
+    # answers only that user (router.py, rules_context.py); logs without a user id form shared clusters
+    # that answer everyone. Off by default: a user with few logs gets no cluster of their own
+    user_scope: bool = False
     # cognitive gap (gap.py): "likelihood" = how much less likely the base model finds the endorsed
     # answers than its own, in nats/token; "yesno" = the paper's yes/no novelty per rule (0.45 for its
     # reranker). A cluster at or above the threshold tries the Critic path first. None = calibrate on

@@ -322,7 +322,7 @@ class SystemRunner:
 
     def _rules_in_context(self, items: Sequence[TestItem]) -> list[Answer]:
         start = time.perf_counter()
-        retrieved = [self.rules.retrieve(item.query) for item in items]
+        retrieved = [self.rules.retrieve(item.query, item.user_id) for item in items]
         retrieve_s = (time.perf_counter() - start) / len(items)
         conversations = []
         for item, found in zip(items, retrieved):

@@ -179,7 +179,7 @@ class UnoMiddleware(AgentMiddleware):
 
     def _rules_request(self, request: ModelRequest, query: str) -> tuple[ModelRequest, RouteDecision]:
         """`request` with the nearest clusters' rules added to its system prompt, and the route to tag."""
-        found = self.rules.retrieve(query)
+        found = self.rules.retrieve(query, self._user_id(request))
         decision = RouteDecision("rules", found.cluster_id, None, None)
         prompt = found.system_prompt()
         if prompt is None:

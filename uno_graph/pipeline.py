@@ -238,7 +238,7 @@ def _learn(run: _Run, log_paths: list[str | Path], store) -> LearnResult:
         g = gaps.get(c["id"], {})
         tr = trained.get(c["id"], {})
         data_hash = run.data_hashes[c["id"]]
-        table.append({"id": c["id"], "size": c["size"], "topics": c.get("topics", {}),
+        table.append({"id": c["id"], "size": c["size"], "topics": c.get("topics", {}), "owner": c.get("owner"),
                       "status": incremental.cluster_status(c["id"], data_hash, c["eligible"], previous, trained_now),
                       "gap": g.get("value"), "decision": g.get("decision", "base"),
                       "route": tr.get("route", "base"), "win_rate": tr.get("win_rate"),
@@ -348,7 +348,7 @@ def _cluster(run: _Run, rows, pairs, store) -> list[dict[str, Any]]:
     population = [r for r in rows if r["rules"] or r["rule_source"] == "satisfied" or r.get("edited")]
     inputs = fingerprint([(r["id"], r["rules"]) for r in population], cfg.embedder,
                          cfg.cluster_on, cfg.cluster_threshold, cfg.min_cluster_size, cfg.route_margin,
-                         cfg.merge_similarity, cfg.join_similarity)
+                         cfg.merge_similarity, cfg.join_similarity, cfg.user_scope)
     settings = incremental.cluster_settings(cfg)
     before = _previous_clusters(run.wd)  # read before anything is rewritten: ids stay stable
     done = run.wd.done_info(stage)
@@ -362,8 +362,21 @@ def _cluster(run: _Run, rows, pairs, store) -> list[dict[str, Any]]:
         rv = emb.encode(["\n".join(r["rules"]) for r in population])
         rules = [r["rules"] for r in population]
         extend = bool(before) and done is not None and done.get("summary", {}).get("settings") == settings
+        extend = extend and not cfg.user_scope  # per-user clusters are made again, ids kept by overlap
         attached = 0
-        if extend:
+        owners: dict[str, str | None] = {}
+        if cfg.user_scope:
+            found = []
+            for owner, idx in _by_owner(population).items():
+                part = cluster_logs([ids[i] for i in idx], qv[idx], rv[idx], [rules[i] for i in idx],
+                                    cfg.cluster_threshold, {c["id"]: c["members"] for c in before},
+                                    margin=cfg.route_margin, merge_similarity=cfg.merge_similarity,
+                                    min_size=cfg.min_cluster_size, join_similarity=cfg.join_similarity,
+                                    on=cfg.cluster_on)
+                owners.update({c.id: owner for c in part})
+                found += part
+            found.sort(key=lambda c: (-c.size, c.members[0]))
+        elif extend:
             found, attached = incremental.extend_clusters(
                 before, ids, qv, rv, rules, cfg.cluster_threshold, margin=cfg.route_margin,
                 route_threshold=cfg.route_threshold, merge_similarity=cfg.merge_similarity,
@@ -386,6 +399,7 @@ def _cluster(run: _Run, rows, pairs, store) -> list[dict[str, Any]]:
                     users[str(by_id[m]["user_id"])] = users.get(str(by_id[m]["user_id"]), 0) + 1
             out.append({"id": c.id, "members": c.members, "size": c.size, "radius": round(c.radius, 4),
                         "eligible": c.size >= cfg.min_cluster_size, "topics": topics, "users": users,
+                        "owner": owners.get(c.id),
                         "rules": c.rules[:20], "centroid": [round(float(x), 6) for x in c.centroid],
                         "data_hash": incremental.cluster_data_hash(c.members, pair_by_id, by_id)})
         eligible = [c for c in out if c["eligible"]]
@@ -419,8 +433,18 @@ def _store_clusters(store, eligible: list[dict[str, Any]], before: dict[str, dic
         kept = {k: v for k, v in (row or {}).items() if k != "id"}
         store.put_cluster(c["id"], c["centroid"], {**kept, "size": c["size"], "radius": c["radius"],
                                                    "users": json.dumps(sorted(c.get("users", {}))),
+                                                   "owner": c.get("owner") or "",
                                                    "route": kept.get("route", "base"), "status": "pending"})
     store.remove_clusters({c["id"] for c in eligible})
+
+
+def _by_owner(population: list[dict[str, Any]]) -> dict[str | None, list[int]]:
+    """Positions of the logs of each user (`user_scope`); logs without a user id under None, shared."""
+    groups: dict[str | None, list[int]] = {}
+    for i, r in enumerate(population):
+        owner = r.get("user_id")
+        groups.setdefault(None if owner is None else str(owner), []).append(i)
+    return groups
 
 
 def _previous_clusters(wd: Workdir) -> list[dict[str, Any]]:

@@ -9,6 +9,10 @@ what a user asked for follows the user to subjects no log mentions, which the qu
 tell (a cluster is one subject; a new subject is nearest to some other user's cluster). A user with
 no clustered logs, or no user id, is routed by the query alone.
 
+With `user_scope` (a cluster learned from one user's logs, its row's `owner`), such a cluster is
+invisible to every other user and to a query without a user id: it is never routed to for them,
+whatever the distance, so one user's logs never change another user's answers.
+
 The router answers from a snapshot of the cluster table (`RouteTable`), read from Chroma when the
 router is built and swapped whole by `use` (see `UnoSystem.reload`). While `uno-graph learn` rewrites
 the table (clusters marked pending, routes set as adapters are published), a serving process keeps
@@ -67,19 +71,28 @@ class RouteTable:
         """Clusters a `learn` run has (re)created but not finished (their route is not final yet)."""
         return [row["id"] for row in self.rows if row.get("status") == "pending"]
 
-    def nearest(self, vector: np.ndarray, *, user_id: str | None = None) -> tuple[dict[str, Any], float] | None:
-        """The nearest cluster's row and its L2 distance (None for an empty table); with `user_id`, the
-        nearest of the clusters holding that user's logs (None when there are none)."""
+    def nearest(self, vector: np.ndarray, *, user_id: str | None = None,
+                viewer: str | None = None) -> tuple[dict[str, Any], float] | None:
+        """The nearest cluster's row and its L2 distance (None when no cluster qualifies) among the clusters
+        `viewer` may use (shared ones and their own: `visible_to`); with `user_id`, only the clusters
+        holding that user's logs."""
         if not self.ids:
             return None
         distances = np.linalg.norm(self.centroids - np.asarray(vector, dtype=np.float32)[None, :], axis=1)
-        if user_id is not None:
-            mine = np.asarray([user_id in users_of(row) for row in self.rows])
-            if not mine.any():
-                return None
-            distances = np.where(mine, distances, np.inf)
+        allowed = np.asarray([visible_to(row, viewer) and (user_id is None or user_id in users_of(row))
+                              for row in self.rows])
+        if not allowed.any():
+            return None
+        distances = np.where(allowed, distances, np.inf)
         best = int(np.argmin(distances))
         return self.rows[best], float(distances[best])
+
+
+def visible_to(row: dict[str, Any], viewer: str | None) -> bool:
+    """Whether a request by user `viewer` (None: no user id) may use a cluster: a shared cluster (no
+    `owner`) serves everyone, a cluster learned from one user's logs (`user_scope`) only that user."""
+    owner = row.get("owner") or None
+    return owner is None or (viewer is not None and str(viewer) == owner)
 
 
 def users_of(row: dict[str, Any]) -> frozenset[str]:
@@ -129,10 +142,11 @@ class Router:
         `route_by_user`) on, see the module."""
         vector = self.embedder.encode([query])[0]
         by_user = (self.config.route_by_user if by_user is None else by_user) and user_id is not None
-        found = self.table.nearest(vector, user_id=str(user_id)) if by_user else None
+        viewer = None if user_id is None else str(user_id)
+        found = self.table.nearest(vector, user_id=viewer, viewer=viewer) if by_user else None
         if found is None:
             by_user = False
-            found = self.table.nearest(vector)
+            found = self.table.nearest(vector, viewer=viewer)
         if found is None:
             return RouteDecision("base", None, None, None)
         row, distance = found

@@ -57,10 +57,16 @@ class RulesInContext:
         """Over the store and embedder a `Router` routes with."""
         return cls(router.store, router.embedder, **kwargs)
 
-    def retrieve(self, query: str) -> RetrievedRules:
-        """The nearest clusters' rules, closest to the query first."""
+    def retrieve(self, query: str, user_id: str | None = None) -> RetrievedRules:
+        """The nearest clusters' rules, closest to the query first, among the clusters `user_id` may use
+        (`router.visible_to`: with `user_scope`, another user's clusters give no rules)."""
+        from uno_graph.router import visible_to
+
         vector = self.embedder.encode([query])[0]
-        clusters = [hit.cluster_id for hit in self.store.nearest(vector, k=self.k_clusters)]
+        hits = self.store.nearest(vector, k=self.k_clusters)
+        if any(not visible_to(hit.meta, user_id) for hit in hits):  # look further, past others' clusters
+            hits = [hit for hit in self.store.nearest(vector, k=10**6) if visible_to(hit.meta, user_id)]
+        clusters = [hit.cluster_id for hit in hits[: self.k_clusters]]
         if not clusters:
             return RetrievedRules()
         ranked = self.store.search_rules(vector, k=max(50, self.max_rules * 5))

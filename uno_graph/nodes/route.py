@@ -24,7 +24,7 @@ def make_route(router: Router, mode: str = "uno", rules: RulesInContext | None =
     def route(state: UnoState, runtime: Runtime[UnoContext]) -> dict:
         context = runtime.context if runtime is not None else None
         if run_mode(runtime, mode) == "rules_in_context":
-            found = rules.retrieve(last_query(state["messages"]))
+            found = rules.retrieve(last_query(state["messages"]), getattr(context, "user_id", None))
             get_stream_writer()({"uno_event": "routed", "route": "rules", "cluster_id": found.cluster_id,
                                  "distance": None, "adapter": None, "rules": list(found.rules)})
             return {"route": "rules", "cluster_id": found.cluster_id, "distance": None, "adapter": None,
