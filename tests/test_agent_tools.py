@@ -2,8 +2,9 @@
 on an Expert route and on a Critic route, critique → revise only on the turn that answers the user.
 
 Two models: `UnoChatModel` on the tiny LM with LoRA adapters loaded and its engine scripted (the tiny LM
-cannot call tools), and `ChatOpenAI` pointed at a scripted OpenAI-compatible server, where the adapter
-is chosen by model name and no ``adapter`` field is ever sent.
+cannot call tools), and `ChatOpenAI` pointed at an OpenAI-compatible server — a scripted one, and the
+project's own `OpenAIServer` over that `UnoChatModel` — where the adapter is chosen by model name and no
+``adapter`` field is ever sent.
 """
 
 from __future__ import annotations
@@ -200,6 +201,35 @@ def test_adapter_models_maps_served_names(server, router):
     agent = create_agent(_hosted(server), tools=[lookup, add], middleware=[middleware])
     agent.invoke({"messages": [("user", EGG)]})
     assert [r["model"] for r in server.requests] == ["egg-lora"] * 3
+
+
+# -- ChatOpenAI against the project's own OpenAI-compatible server (`uno-graph serve-openai`) ------------
+
+
+@pytest.fixture()
+def own_server(llm, engine):
+    """`OpenAIServer` over the tiny LM with both adapters loaded; its engine is the agent's script."""
+    from uno_graph.openai_server import OpenAIServer
+
+    with OpenAIServer(llm, port=0, served_model_name="base").start() as srv:
+        yield srv
+
+
+def test_chatopenai_against_the_projects_own_server_on_both_routes(own_server, engine, router):
+    agent = create_agent(_hosted(own_server), tools=[lookup, add], middleware=[UnoMiddleware(router)])
+    messages = agent.invoke({"messages": [("user", EGG)]})["messages"]
+    assert _types(messages) == MULTI_STEP and messages[-1].content == "8 minutes in all."
+    assert [m.content for m in messages if m.type == "tool"] == [FACTS["egg"], "8"]
+    assert [adapter for adapter, _ in engine.calls] == ["c-egg/expert"] * 3  # the model name chose the adapter
+    assert messages[-1].response_metadata["uno_adapter"] == "c-egg/expert"
+
+    engine.calls.clear()
+    messages = agent.invoke({"messages": [("user", PARIS)]})["messages"]
+    assert _types(messages) == MULTI_STEP
+    assert [adapter for adapter, _ in engine.calls] == [None, None, None, "c-paris/critic", None]
+    critique = engine.calls[3][1]
+    assert "## Initial Answer" in critique and "Open 9 to 18, so 9 hours." in critique
+    assert messages[-1].content == REVISED and messages[-1].response_metadata["uno_route"] == "critic"
 
 
 # -- how the adapter is chosen ---------------------------------------------------------------------------
