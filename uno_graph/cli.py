@@ -56,10 +56,31 @@ def _teacher_and_judge(args: argparse.Namespace, base_model: str, max_new_tokens
 def cmd_learn(args: argparse.Namespace) -> int:
     from uno_graph.pipeline import learn
 
+    if not args.logs and not args.threads:
+        raise UnoGraphError("nothing to learn from: give JSONL log files, --threads CHECKPOINT_DB, or both")
+    logs = [*args.logs, *([_threads_as_logs(args.threads, args.workdir)] if args.threads else [])]
     teacher, judge = _teacher_and_judge(args, args.base_model, args.max_new_tokens)
-    result = learn(args.logs, args.workdir, _config(args), teacher=teacher, judge=judge, progress=not args.quiet)
+    result = learn(logs, args.workdir, _config(args), teacher=teacher, judge=judge, progress=not args.quiet)
     _print_learned(result)
     return 0
+
+
+THREADS_LOG = "threads.jsonl"
+
+
+def _threads_as_logs(databases: list[str], workdir: str) -> Path:
+    """The threads of SqliteSaver files, exported to `<workdir>/threads.jsonl` and learned like a log file.
+
+    Every database is read before anything is written, so a bad path leaves the last export as it was.
+    """
+    from uno_graph.capture.threads import read_threads, thread_count, write_records
+
+    per_db = [read_threads(db) for db in databases]
+    path = Path(workdir) / THREADS_LOG
+    count = write_records([r for records in per_db for r in records], path)
+    print(f"threads: {count} log(s) from {sum(thread_count(r) for r in per_db)} thread(s) of "
+          f"{', '.join(databases)}, written to {path}")
+    return path
 
 
 def _print_learned(result) -> None:
@@ -311,6 +332,16 @@ def cmd_export_logs(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export_threads(args: argparse.Namespace) -> int:
+    from uno_graph.capture.threads import read_threads, thread_count, write_records
+
+    records = read_threads(args.database)
+    write_records(records, args.out)
+    print(f"{len(records)} log(s) from {thread_count(records)} thread(s) written to {args.out}; learn from them "
+          f"with: uno-graph learn {args.out} --workdir DIR")
+    return 0
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     from uno_graph.evaluate import evaluate, format_summary
 
@@ -372,7 +403,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("learn", help="distill, cluster, and train adapters from log files")
-    p.add_argument("logs", nargs="+", help="JSONL log files")
+    p.add_argument("logs", nargs="*", help="JSONL log files")
+    p.add_argument("--threads", action="append", default=[], metavar="CHECKPOINT_DB",
+                   help="also learn from every thread of this LangGraph SqliteSaver file (read-only; repeatable), "
+                        "exported to <workdir>/threads.jsonl first; pip install 'uno-graph[threads]'")
     p.add_argument("--workdir", required=True, help="output directory (rerun to resume)")
     p.add_argument("--base-model", default=DEFAULT_MODEL, help="serving model: default or a local HF directory")
     p.add_argument("--teacher-model", default=None,
@@ -494,6 +528,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("events", metavar="EVENTS.jsonl", help="the event file that --record wrote")
     p.add_argument("--out", required=True, metavar="LOGS.jsonl", help="log-format JSONL (replaced)")
     p.set_defaults(func=cmd_export_logs)
+
+    p = sub.add_parser("export-threads", help="turn every thread of a LangGraph SqliteSaver file into "
+                                              "log-format JSONL for `learn`")
+    p.add_argument("database", metavar="CHECKPOINT_DB", help="the app's SqliteSaver database file (opened read-only)")
+    p.add_argument("out", metavar="OUT.jsonl", help="log-format JSONL (replaced)")
+    p.set_defaults(func=cmd_export_threads)
 
     p = sub.add_parser("inspect", help="clusters, routes, rules and adapters of a work directory")
     p.add_argument("--workdir", required=True)

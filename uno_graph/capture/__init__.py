@@ -9,7 +9,7 @@
   id) and appends the user's next turn in the same thread to the previous answer's log.
 - `feedback`: `feedback(store, log_id, rating=, edited_response=, comment=)`, validated.
 - `threads`: `read_threads`/`export_threads`, an app's LangGraph checkpointer threads as logs
-  (no recorder needed: the history it already keeps).
+  (no recorder needed: the history it already keeps), from the checkpointer or a `SqliteSaver` file.
 
     >>> recorder = Recorder("runs/demo/events.jsonl")                      # doctest: +SKIP
     >>> graph = UnoSystem.load("runs/demo").graph(recorder=recorder)       # doctest: +SKIP

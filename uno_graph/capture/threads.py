@@ -7,6 +7,10 @@ needs, with no `Recorder` in the serving path: each answer, and the user's next 
     >>> records = read_threads(graph)                      # or read_threads(checkpointer)  # doctest: +SKIP
     >>> export_threads(checkpointer, "runs/demo/threads.jsonl")                            # doctest: +SKIP
     ... # then: uno-graph learn runs/demo/threads.jsonl --workdir runs/next
+    >>> read_threads("app/checkpoints.sqlite")             # a SqliteSaver's file, read-only # doctest: +SKIP
+
+The command line does the same for a `SqliteSaver` file (`pip install 'uno-graph[threads]'`):
+`uno-graph export-threads CHECKPOINT_DB OUT.jsonl`, or `uno-graph learn --threads CHECKPOINT_DB`.
 
 Design. `checkpointer.list(None)` yields checkpoints across threads; the latest root checkpoint of
 each `thread_id` (checkpoint ids grow with time) holds the whole conversation. It is cut into the
@@ -25,6 +29,11 @@ thing:
 Subgraph checkpoints (a non-empty `checkpoint_ns`) are skipped: the root graph's messages are the
 conversation the user saw. A thread that ended in tool calls with no final answer yields nothing for
 that turn. Threads give no ratings or edits; those still come through a `Recorder`'s feedback.
+
+A `SqliteSaver` file is opened read-only, so a running app's database is read where it is and never
+written: `SqliteSaver.setup()` would switch the file to WAL and create missing tables, so the schema
+is checked here instead and setup is skipped. SQLite may leave the `-wal`/`-shm` files a reader needs
+beside the file; its content is untouched.
 """
 
 from __future__ import annotations
@@ -32,7 +41,9 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Sequence
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -40,11 +51,15 @@ from langchain_core.messages import BaseMessage, HumanMessage, convert_to_messag
 from langgraph.checkpoint.base import BaseCheckpointSaver, CheckpointTuple
 
 from uno_graph.capture.recorder import _is_answer, _text
-from uno_graph.errors import ConfigError
+from uno_graph.errors import ConfigError, LogFormatError, require
+from uno_graph.workdir import atomic_write_text
 
 log = logging.getLogger(__name__)
 
 SOURCE = "checkpointer"
+SQLITE_FIX = "give the file the app's SqliteSaver was opened on (SqliteSaver.from_conn_string(PATH))"
+_CHECKPOINT_COLUMNS = {"thread_id", "checkpoint_ns", "checkpoint_id", "parent_checkpoint_id", "type", "checkpoint",
+                       "metadata"}
 
 
 def checkpointer_of(source: Any) -> BaseCheckpointSaver:
@@ -56,6 +71,36 @@ def checkpointer_of(source: Any) -> BaseCheckpointSaver:
         return saver
     raise ConfigError(f"cannot read threads from a {type(source).__name__}: give a LangGraph checkpointer "
                       "(InMemorySaver, SqliteSaver, ...) or a graph compiled with `checkpointer=`")
+
+
+@contextmanager
+def sqlite_checkpointer(path: str | os.PathLike[str]) -> Iterator[BaseCheckpointSaver]:
+    """A `SqliteSaver` reading the database file `path` read-only (see the module docstring).
+
+    Raises:
+        LogFormatError: no file at `path`, or it is not a SqliteSaver database (or cannot be read);
+            the message names the path and what to give instead.
+        MissingDependencyError: `langgraph-checkpoint-sqlite` is not installed.
+    """
+    sqlite_saver = require("langgraph.checkpoint.sqlite", "threads").SqliteSaver
+    path = Path(path)
+    if not path.is_file():
+        raise LogFormatError(f"no checkpoint database at {path}; {SQLITE_FIX}")
+    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False)
+    try:
+        columns = {table: {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+                   for table in ("checkpoints", "writes")}
+        if not _CHECKPOINT_COLUMNS <= columns["checkpoints"] or not columns["writes"]:
+            raise LogFormatError(f"{path} is not a SqliteSaver checkpoint database (no checkpoints and writes "
+                                 f"tables); {SQLITE_FIX}")
+        saver = sqlite_saver(conn)
+        saver.is_setup = True  # its setup() writes; the tables are there
+        saver._has_task_path = "task_path" in columns["writes"]  # a file from before the column: what setup() decides
+        yield saver
+    except sqlite3.DatabaseError as exc:  # not a database, a corrupt one, or locked past the timeout
+        raise LogFormatError(f"cannot read {path} as a SqliteSaver checkpoint database ({exc}); {SQLITE_FIX}") from exc
+    finally:
+        conn.close()
 
 
 def latest_checkpoints(checkpointer: BaseCheckpointSaver) -> list[CheckpointTuple]:
@@ -107,9 +152,13 @@ def thread_records(messages: Sequence[Any], *, thread_id: str, user_id: str | No
 def read_threads(source: Any, *, messages_key: str = "messages") -> list[dict[str, Any]]:
     """Log-format records of every thread a checkpointer (or a compiled graph's) holds.
 
+    `source` may also be the path of a `SqliteSaver` database file, read with `sqlite_checkpointer`.
     `messages_key` names the state channel with the conversation (`MessagesState`'s `messages`);
     a thread without it is skipped with a warning.
     """
+    if isinstance(source, (str, os.PathLike)):
+        with sqlite_checkpointer(source) as saver:
+            return read_threads(saver, messages_key=messages_key)
     records: list[dict[str, Any]] = []
     for item in latest_checkpoints(checkpointer_of(source)):
         thread_id = str(item.config["configurable"]["thread_id"])
@@ -122,23 +171,25 @@ def read_threads(source: Any, *, messages_key: str = "messages") -> list[dict[st
     return records
 
 
-def export_threads(source: Any, path: str | Path, *, messages_key: str = "messages") -> int:
-    """Write `read_threads(source)` as the JSONL `uno-graph learn` reads (replacing `path`); returns how many.
+def write_records(records: Sequence[dict[str, Any]], path: str | Path) -> int:
+    """Write log-format records as the JSONL `uno-graph learn` reads (replacing `path`); returns how many.
 
     The file is written beside its final name and renamed over it, so a crash never leaves half a file
     for `learn` to read.
     """
-    records = read_threads(source, messages_key=messages_key)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w", encoding="utf-8") as fh:
-        for record in records:
-            fh.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    atomic_write_text(Path(path), "".join(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in records))
     return len(records)
 
 
-__all__ = ["checkpointer_of", "export_threads", "latest_checkpoints", "read_threads", "thread_records"]
+def export_threads(source: Any, path: str | Path, *, messages_key: str = "messages") -> int:
+    """Write `read_threads(source)` to `path` with `write_records`; returns how many."""
+    return write_records(read_threads(source, messages_key=messages_key), path)
+
+
+def thread_count(records: Sequence[dict[str, Any]]) -> int:
+    """How many threads `records` come from (threads with no answered turn give no record)."""
+    return len({r["metadata"]["thread_id"] for r in records})
+
+
+__all__ = ["checkpointer_of", "export_threads", "latest_checkpoints", "read_threads", "sqlite_checkpointer",
+           "thread_count", "thread_records", "write_records"]
