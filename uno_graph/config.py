@@ -37,9 +37,11 @@ class TrainSettings:
     # paper: 5e-4 and loss weights [0.5 sigmoid, 0.5 sft], for an 8B model at r=64 over 8 epochs; at
     # 135M, r=16 and 3 epochs those Experts did not pick up the users' format (see README, "Evaluation")
     learning_rate: float = 2e-3
-    # paper: effective batch 32 over ~160 logs. A cluster here has ~10 pairs: batch 2 gives ~30
-    # optimiser steps in 6 epochs (benchmarks/probe_expert.py, README "Performance")
-    batch_size: int = 2
+    # paper: effective batch 32 over ~160 logs. A cluster here has 5-10 edits, so a step per example:
+    # trained on 7 edits of a topic of the examples/unseen development set and checked on 10 other
+    # questions of it, batch 1 passed 14 of 30 (three topics, epoch 6), batch 2 passed 7, at about
+    # the same training time (benchmarks/probe_batch.py)
+    batch_size: int = 1
     beta: float = 0.1  # DPO temperature, paper
     sft_weight: float = 0.8  # weight of the SFT loss on the chosen answer; DPO gets 1 - sft_weight
     seed: int = 42  # paper
