@@ -272,3 +272,30 @@ def test_a_client_leaving_mid_stream_stops_generation_and_frees_its_slot(tiny, m
         conn.close()
         assert stopped.wait(10) and len(written) < 100  # stopped early
         _wait_for(lambda: _request(srv.url.removesuffix("/v1") + "/health")[1]["running"] == 0)
+
+
+def test_a_private_adapter_answers_only_its_user_and_is_not_listed(tmp_path):
+    """With `user_scope`, an adapter learned from one user's logs (its cluster's `owner`) is served only
+    to requests whose `user` is that owner; to anyone else, and in /v1/models, it does not exist."""
+    from uno_graph.openai_server import _owners
+
+    (tmp_path / "stages").mkdir()
+    (tmp_path / "stages" / "clusters.jsonl").write_text(
+        json.dumps({"id": "c-a", "owner": "alice"}) + "\n" + json.dumps({"id": "c-s", "owner": None}) + "\n")
+    owners = _owners(tmp_path, {"c-a/expert": tmp_path, "c-s/critic": tmp_path})
+    assert owners == {"c-a/expert": "alice"}
+
+    model = Gated(calls=[], gate=threading.Event(), entered=threading.Semaphore(0),
+                  adapter_names=["c-a/expert", "c-s/critic"])
+    model.gate.set()
+    with OpenAIServer(model, port=0).start() as srv:
+        srv._owners = owners  # as `reload` sets it from the work directory
+        ask = {"model": "c-a/expert", "messages": HI}
+        status, body, _ = _request(f"{srv.url}/chat/completions", {**ask, "user": "alice"})
+        assert status == 200 and body["choices"][0]["message"]["content"].startswith("[c-a/expert]")
+        for other in ({"user": "bob"}, {}):
+            status, err, _ = _request(f"{srv.url}/chat/completions", {**ask, **other})
+            assert status == 404 and err["error"]["code"] == "model_not_found" and "c-a/expert" not in err["error"]["message"].split("Served models:")[1]
+        status, listed, _ = _request(f"{srv.url}/models")
+        assert [m["id"] for m in listed["data"]] == ["echo", "c-s/critic"]
+        assert _request(f"{srv.url}/chat/completions", {"model": "c-s/critic", "messages": HI, "user": "bob"})[0] == 200

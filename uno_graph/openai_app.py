@@ -132,6 +132,7 @@ def create_app(server: OpenAIServer, limits: Limits) -> FastAPI:
     async def chat_completions(request: Request) -> Response:
         body = await read_json(request, limits.max_body_bytes)
         chat = parse_chat_request(body, request.headers, server.adapter_for, server.served_names)
+        server.check_owner(chat)
         runnable = chat.runnable(server.model)
         release = await slots.acquire()
         if chat.stream:

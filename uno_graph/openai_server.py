@@ -113,6 +113,8 @@ class OpenAIServer:
         self._address = self._socket.getsockname()[:2]
         self._uvicorn: Any = None
         self._thread: threading.Thread | None = None
+        # adapter name -> the user whose logs alone it learned from (`UnoConfig.user_scope`)
+        self._owners: dict[str, str] = {}
 
     @classmethod
     def from_workdir(cls, workdir: str | Path, *, host: str = "127.0.0.1", port: int = DEFAULT_PORT,
@@ -197,13 +199,22 @@ class OpenAIServer:
             return name
         raise KeyError(name)
 
+    def check_owner(self, chat: ChatRequest) -> None:
+        """An adapter learned from one user's logs answers only that user (the request's `user`); to anyone
+        else it does not exist (404, as for a model not served)."""
+        owner = self._owners.get(chat.adapter or "")
+        if owner is not None and chat.user != owner:
+            raise APIError(HTTPStatus.NOT_FOUND, f"The model `{chat.model}` does not exist. Served models: "
+                                                 f"{self.served_names()}", code="model_not_found", param="model")
+
     def served_names(self) -> list[str]:
-        return [self.base_name, *self.model.adapter_names]
+        """The base model and every adapter open to all (private adapters are not listed)."""
+        return [self.base_name, *(n for n in self.model.adapter_names if n not in self._owners)]
 
     def models_payload(self) -> dict[str, Any]:
         base = {"id": self.base_name, "object": "model", "created": self.created, "owned_by": "uno-graph",
                 "root": self.base_name, "parent": None}
-        adapters = [{**base, "id": name, "parent": self.base_name} for name in self.model.adapter_names]
+        adapters = [{**base, "id": name, "parent": self.base_name} for name in self.served_names()[1:]]
         return {"object": "list", "data": [base, *adapters]}
 
     def reload(self) -> list[str]:
@@ -229,6 +240,7 @@ class OpenAIServer:
             self.model.load_adapters(wanted)
             for name in set(self.model.adapter_names) - set(wanted):
                 self.model.unload_adapter(name)
+            self._owners = _owners(self.workdir, wanted)
             log.info("serving %s with adapters %s", self.base_name, sorted(wanted))
             return sorted(wanted)
 
@@ -293,6 +305,23 @@ class OpenAIServer:
             raise APIError(HTTPStatus.NOT_FOUND, f"no recorded completion has id {ids[0]!r}; give the `id` of a "
                              "chat completion this server recorded", code="log_not_found", param="log_id") from exc
         return {"object": "feedback", "log_id": ids[0], "feedback": fields}
+
+
+def _owners(workdir: Path, served: dict[str, Path]) -> dict[str, str]:
+    """Served adapter name -> owner, for the clusters learned from one user's logs (`stages/clusters.jsonl`)."""
+    from uno_graph.router import adapter_name
+    from uno_graph.workdir import read_jsonl
+
+    path = workdir / "stages" / "clusters.jsonl"
+    rows = read_jsonl(path) if path.exists() else []
+    owners = {}
+    for row in rows:
+        if not row.get("owner"):
+            continue
+        for role in ("expert", "critic"):
+            if adapter_name(row["id"], role) in served:
+                owners[adapter_name(row["id"], role)] = str(row["owner"])
+    return owners
 
 
 def _adapters_stamp(root: Path) -> str:
