@@ -11,6 +11,7 @@ import pytest
 
 from tests.requires import require_module
 from uno_graph.adapters import (
+    LEARNS_FROM_NEGATIVES,
     OBJECTIVES,
     TrainExample,
     build_manifest,
@@ -22,7 +23,7 @@ from uno_graph.adapters import (
     validate_adapter,
 )
 from uno_graph.adapters.train import _TruncatingCollator, build_trainer
-from uno_graph.config import LoraSettings, TrainSettings
+from uno_graph.config import EXPERT_OBJECTIVES, LoraSettings, TrainSettings, UnoConfig
 from uno_graph.errors import ArtifactError, ConfigError
 
 require_module("trl", "pip install 'uno-graph[train]'")
@@ -67,7 +68,33 @@ def expert(tiny_lm_dir, tmp_path_factory):
 
 
 def test_objective_table_lists_expert_and_critic():
-    assert list(OBJECTIVES) == ["dpo_sft", "sft"]
+    assert list(OBJECTIVES) == ["dpo_sft", "sft", "edit_sft", "edit_dpo", "early_ensemble", "kto"]
+    assert set(EXPERT_OBJECTIVES) <= set(OBJECTIVES)
+    # the user-edits paper's names for the two existing Expert losses
+    assert OBJECTIVES["edit_sft"] is OBJECTIVES["sft"] and OBJECTIVES["early_ensemble"] is OBJECTIVES["dpo_sft"]
+    assert LEARNS_FROM_NEGATIVES == {"kto"}
+
+
+def test_config_accepts_every_expert_objective_and_rejects_others():
+    for name in EXPERT_OBJECTIVES:
+        assert UnoConfig(expert_objective=name).expert_objective == name
+    assert UnoConfig().expert_objective == "sft"
+    for bad in ("orpo", "late_ensemble", "DPO"):
+        with pytest.raises(ConfigError, match="expert_objective") as info:
+            UnoConfig(expert_objective=bad)
+        assert "kto" in str(info.value) and "edit_dpo" in str(info.value)
+
+
+def test_cli_expert_objective_choices_follow_the_config(capsys):
+    from uno_graph.cli import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args(["learn", "--workdir", "w"]).expert_objective == "sft"
+    for name in EXPERT_OBJECTIVES:
+        assert parser.parse_args(["learn", "--workdir", "w", "--expert-objective", name]).expert_objective == name
+    with pytest.raises(SystemExit):
+        parser.parse_args(["learn", "--workdir", "w", "--expert-objective", "orpo"])
+    assert "invalid choice: 'orpo'" in capsys.readouterr().err
 
 
 def test_lora_weights_change_and_base_weights_do_not(tiny_lm_dir, tmp_path):
@@ -129,8 +156,8 @@ def test_sft_objective_trains_and_is_deterministic(tiny_lm_dir, tmp_path):
 
 def test_unknown_objective_lists_the_allowed_names(tiny_lm_dir, tmp_path):
     with pytest.raises(ConfigError) as info:
-        train_adapter(tiny_lm_dir, _examples(), "kto", tmp_path, lora=LORA, settings=SETTINGS, progress=False)
-    assert "'kto'" in str(info.value) and "dpo_sft" in str(info.value) and "sft" in str(info.value)
+        train_adapter(tiny_lm_dir, _examples(), "orpo", tmp_path, lora=LORA, settings=SETTINGS, progress=False)
+    assert "'orpo'" in str(info.value) and "dpo_sft" in str(info.value) and "kto" in str(info.value)
 
 
 def test_dpo_needs_rejected_answers(tiny_lm_dir, tmp_path):
@@ -138,6 +165,69 @@ def test_dpo_needs_rejected_answers(tiny_lm_dir, tmp_path):
     examples[1].rejected = None
     with pytest.raises(ConfigError, match="ex1"):
         train_adapter(tiny_lm_dir, examples, "dpo_sft", tmp_path, lora=LORA, settings=SETTINGS, progress=False)
+
+
+def _negatives() -> list[TrainExample]:
+    """Thumbs-down answers with nothing better to pair them with (pairs.jsonl rows with `chosen: null`)."""
+    return [TrainExample(prompt=[{"role": "user", "content": q}], chosen=None, rejected=bad, id=f"neg{i}")
+            for i, (q, _, bad) in enumerate(QA[:2])]
+
+
+def _lora_weights(trainer) -> dict:
+    """The adapter's weights under the names `save_pretrained` writes them with."""
+    return {n.replace(".default.", "."): p.detach().clone() for n, p in trainer.model.named_parameters() if "lora_" in n}
+
+
+@pytest.mark.parametrize("objective", ["edit_sft", "edit_dpo", "early_ensemble", "kto"])
+def test_learner_trains_and_saves_an_adapter_that_moved(objective, tiny_lm_dir, tmp_path):
+    from safetensors.torch import load_file
+
+    examples = _examples() + (_negatives() if objective == "kto" else [])
+    settings = TrainSettings(epochs=1, batch_size=1, learning_rate=5e-3, max_prompt_tokens=48, max_answer_tokens=16)
+    trainer, record = build_trainer(tiny_lm_dir, examples, objective, tmp_path, lora=LORA, settings=settings,
+                                    progress=False)
+    initial = _lora_weights(trainer)
+    trainer.train()
+    assert [p.name for p in record["epoch_dirs"]] == ["epoch-1"]
+    assert len(record["losses"]) == 1 and math.isfinite(record["losses"][0])
+    saved = load_file(str(record["epoch_dirs"][0] / "adapter_model.safetensors"))
+    assert saved.keys() == initial.keys()
+    moved = [n for n, t in saved.items() if not (t == initial[n]).all()]
+    assert any("lora_B" in n for n in moved), f"{objective}: no LoRA B matrix was updated"
+
+
+def test_edit_dpo_leaves_out_examples_without_a_distinct_rejected_answer(tiny_lm_dir, tmp_path):
+    examples = _examples()
+    examples[0].rejected = None
+    examples[1].rejected = examples[1].chosen  # an approval: nothing to prefer
+    settings = TrainSettings(epochs=1, batch_size=2, learning_rate=5e-3, max_prompt_tokens=48, max_answer_tokens=16)
+    result = train_adapter(tiny_lm_dir, examples, "edit_dpo", tmp_path / "a", lora=LORA, settings=settings,
+                           progress=False)
+    assert result.n_examples == 2 and math.isfinite(result.final_loss)
+    assert "rewards/margins" in result.metrics
+    with pytest.raises(ConfigError, match="edit_dpo.*differs"):
+        train_adapter(tiny_lm_dir, examples[:2], "edit_dpo", tmp_path / "b", lora=LORA, settings=settings,
+                      progress=False)
+
+
+def test_kto_learns_from_both_kinds_and_refuses_one_kind_alone(tiny_lm_dir, tmp_path):
+    settings = TrainSettings(epochs=1, batch_size=1, learning_rate=5e-3, max_prompt_tokens=48, max_answer_tokens=16)
+    result = train_adapter(tiny_lm_dir, _examples()[:2] + _negatives(), "kto", tmp_path / "ok", lora=LORA,
+                           settings=settings, progress=False)
+    assert result.objective == "kto" and result.n_examples == 4 and math.isfinite(result.final_loss)
+    assert "kl" in result.metrics  # TRL's KTO metrics of the last epoch
+    approvals = [TrainExample(prompt=e.prompt, chosen=e.chosen, rejected=e.chosen, id=e.id) for e in _examples()]
+    with pytest.raises(ConfigError, match="kto.*4 desirable and 0 undesirable"):
+        train_adapter(tiny_lm_dir, approvals, "kto", tmp_path / "good", lora=LORA, settings=settings, progress=False)
+    with pytest.raises(ConfigError, match="kto.*0 desirable and 2 undesirable"):
+        train_adapter(tiny_lm_dir, _negatives(), "kto", tmp_path / "bad", lora=LORA, settings=settings, progress=False)
+
+
+@pytest.mark.parametrize("objective", ["sft", "edit_dpo", "dpo_sft"])
+def test_negatives_are_refused_by_objectives_that_need_a_chosen_answer(objective, tiny_lm_dir, tmp_path):
+    with pytest.raises(ConfigError, match=f"'{objective}'.*neg0"):
+        train_adapter(tiny_lm_dir, _examples() + _negatives(), objective, tmp_path, lora=LORA, settings=SETTINGS,
+                      progress=False)
 
 
 def test_no_examples_is_a_config_error(tiny_lm_dir, tmp_path):
@@ -152,6 +242,8 @@ def test_length_limits_keep_prompt_end_and_answer_start():
     assert seen[-1] == {"prompt_ids": [3, 4, 5], "chosen_ids": [6, 7], "rejected_ids": [9]}
     collate([{"input_ids": [1, 2, 3, 4, 5, 6, 7, 8], "labels": [-100] * 5 + [6, 7, 8]}])
     assert seen[-1] == {"input_ids": [3, 4, 5, 6, 7], "labels": [-100, -100, -100, 6, 7]}
+    collate([{"prompt_ids": [1, 2, 3, 4], "completion_ids": [6, 7, 8], "KL_completion_ids": [9, 10, 11], "label": True}])
+    assert seen[-1] == {"prompt_ids": [2, 3, 4], "completion_ids": [6, 7], "KL_completion_ids": [9, 10], "label": True}
 
 
 def test_long_prompts_are_truncated_in_training(tiny_lm_dir, tmp_path):

@@ -1,4 +1,4 @@
-"""LoRA adapters: training them (Expert = DPO+SFT, Critic = SFT) and publishing them into a work directory.
+"""LoRA adapters: training them (Expert: SFT, DPO, DPO+SFT or KTO; Critic: SFT) and publishing them into a work directory.
 
 Importing this package is cheap: torch, TRL and PEFT are imported only when training starts.
 """
@@ -13,6 +13,7 @@ from uno_graph.adapters.registry import (
     validate_adapter,
 )
 from uno_graph.adapters.train import (
+    LEARNS_FROM_NEGATIVES,
     OBJECTIVES,
     TrainExample,
     TrainJob,
@@ -22,6 +23,7 @@ from uno_graph.adapters.train import (
 )
 
 __all__ = [
+    "LEARNS_FROM_NEGATIVES",
     "OBJECTIVES",
     "ROLES",
     "TrainExample",

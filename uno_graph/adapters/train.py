@@ -1,4 +1,4 @@
-"""Training one LoRA adapter with TRL: an Expert (DPO + SFT) or a Critic (SFT).
+"""Training one LoRA adapter with TRL: an Expert (one of `config.EXPERT_OBJECTIVES`) or a Critic (SFT).
 
 `train_adapter` loads a fresh base model, wraps it in a LoRA adapter and trains it with the
 objective named in `OBJECTIVES`; the adapter is saved after every epoch (`<out_dir>/epoch-<k>/`)
@@ -15,9 +15,9 @@ the loss (the benchmark checks the first-step loss against the plain loop):
 
 * `gradient_checkpointing=False` (public field; TRL turns it on by default): it re-runs every
   layer's forward in the backward pass, and a 135M model needs no memory saving.
-* `precompute_ref_log_probs=True` (DPO, public field): the reference (base, adapter disabled) is
-  fixed, so its log-probs are computed once for the data set, in batches of 16, instead of once
-  per step in every epoch.
+* `precompute_ref_log_probs=True` (DPO and KTO, public field): the reference (base, adapter
+  disabled) is fixed, so its log-probs are computed once for the data set, in batches of 16,
+  instead of once per step in every epoch.
 * `bf16=False`, `use_cpu=True`: TRL defaults to bf16 autocast, which is slow on most CPUs.
 * `dataloader_num_workers=0`, `dataloader_pin_memory=False`: no GPU to pin for, and worker
   processes would compete with the two training threads.
@@ -27,8 +27,17 @@ the loss (the benchmark checks the first-step loss against the plain loop):
 * The biggest one has no config field: TRL's fused LM head scores every position of the batch on
   CPU (prompt and padding included) and computes its logging metrics (entropy, top-1, mean logit)
   over all of them; on CUDA it scores only the labelled positions. `_score_labelled_positions_only`
-  gives CPU the CUDA path (TRL's own autograd function, the same outputs); DPO needs a one-method
-  subclass so that it is in place before the reference log-probs are precomputed.
+  gives CPU the CUDA path (TRL's own autograd function, the same outputs); DPO and KTO need a
+  one-method subclass so that it is in place before the reference log-probs are precomputed.
+
+The Expert's objectives, and what each learns from (the edit learners are named as in "Post-Training
+LLMs with User-Edits Deployment Data"):
+
+* `sft` = `edit_sft`: SFT on the endorsed answers (edits, verified revisions; approvals if asked).
+* `dpo_sft` = `early_ensemble`: one policy trained on DPO (edit ≻ logged answer) and SFT jointly.
+* `edit_dpo`: DPO alone on (edit ≻ logged answer); examples without a distinct rejected answer are left out.
+* `kto`: TRL's KTO on unpaired ratings: endorsed answers are desirable, logged answers users rejected
+  (including thumbs-down negatives with no better answer) undesirable; see `_train_kto`.
 """
 
 from __future__ import annotations
@@ -53,10 +62,13 @@ Messages = list[dict[str, str]]
 
 @dataclass
 class TrainExample:
-    """One training example: a chat prompt, the preferred answer and (for DPO) a worse one."""
+    """One training example: a chat prompt, the preferred answer and (for DPO and KTO) a worse one.
+
+    A *negative* — a logged answer the user rated down with nothing better to pair it with — is
+    `chosen=None` (or "") with `rejected` set; only objectives in `LEARNS_FROM_NEGATIVES` take them."""
 
     prompt: Messages
-    chosen: str
+    chosen: str | None
     rejected: str | None = None
     id: str = ""
     user_id: str | None = None
@@ -107,8 +119,9 @@ class _TruncatingCollator:
     """Applies `max_prompt_tokens` (keeping the prompt's end) and `max_answer_tokens` (keeping the
     answer's start) to tokenised examples, then calls the trainer's own collator.
 
-    Handles both TRL layouts: preference rows (`prompt_ids`, `chosen_ids`, `rejected_ids`) and
-    prompt-completion rows (`input_ids` with `labels` = -100 on the prompt).
+    Handles TRL's layouts: preference rows (`prompt_ids`, `chosen_ids`, `rejected_ids`), unpaired
+    rows (KTO: `prompt_ids`, `completion_ids`, `KL_completion_ids`) and prompt-completion rows
+    (`input_ids` with `labels` = -100 on the prompt).
     """
 
     def __init__(self, inner: Callable[[list[dict[str, Any]]], Any], settings: TrainSettings) -> None:
@@ -120,7 +133,7 @@ class _TruncatingCollator:
         row = dict(row)
         if "prompt_ids" in row:
             row["prompt_ids"] = list(row["prompt_ids"])[-self.max_prompt:]
-            for key in ("chosen_ids", "rejected_ids"):
+            for key in ("chosen_ids", "rejected_ids", "completion_ids", "KL_completion_ids"):
                 if key in row:
                     row[key] = list(row[key])[: self.max_answer]
         elif "labels" in row:
@@ -213,9 +226,10 @@ def _epoch_callback(out_dir: Path, record: dict[str, Any]):
     return EpochSaver()
 
 
-# TRL's fused LM head fields each trainer logs (see DPOTrainer/SFTTrainer.__init__ in trl 1.16)
+# TRL's fused LM head fields each trainer logs (see DPOTrainer/SFTTrainer/KTOTrainer.__init__ in trl 1.16)
 _DPO_HEAD_OUTPUTS = ("log_probs", "entropy", "mean_logits", "is_top1")
 _SFT_HEAD_OUTPUTS = ("log_probs", "entropy", "is_top1")
+_KTO_HEAD_OUTPUTS = ("log_probs", "entropy", "mean_logits")
 
 
 def _score_labelled_positions_only(model: Any, outputs: tuple[str, ...]) -> None:
@@ -294,21 +308,56 @@ def _dpo_trainer_class():
     return CompactHeadDPOTrainer
 
 
+def _kto_trainer_class():
+    """`trl.KTOTrainer` with the same override as `_dpo_trainer_class`."""
+    from trl import KTOTrainer
+
+    class CompactHeadKTOTrainer(KTOTrainer):
+        def _precompute_ref_logps(self, dataset, name, batch_size):
+            _score_labelled_positions_only(self.model.get_base_model(), _KTO_HEAD_OUTPUTS)
+            return super()._precompute_ref_logps(dataset, name, batch_size)
+
+    return CompactHeadKTOTrainer
+
+
 # -- objectives: (TrainJob) -> a ready-to-train TRL trainer ----------------------------------------
 
 
 def _train_dpo_sft(job: TrainJob):
     """Expert: DPO (sigmoid) + SFT on the chosen answer, weighted 1-sft_weight / sft_weight (paper).
 
-    The reference model is the base model itself (adapter disabled), its log-probs precomputed once.
+    Also the `early_ensemble` learner of the user-edits paper: one policy trained on both losses
+    jointly. An approval (chosen = rejected) leaves the DPO term constant: only its SFT term acts.
     """
-    trl = require("trl", "train")
     missing = [e.id or str(i) for i, e in enumerate(job.examples) if not e.rejected]
     if missing:
         raise ConfigError(
-            f"objective 'dpo_sft' needs a rejected answer for every example; missing for {missing[:5]}"
-            f"{' ...' if len(missing) > 5 else ''}"
+            f"objective 'dpo_sft' (= 'early_ensemble') needs a rejected answer for every example; missing for "
+            f"{missing[:5]}{' ...' if len(missing) > 5 else ''}"
         )
+    s = job.settings
+    return _dpo_trainer(job, ["sigmoid", "sft"], [1.0 - s.sft_weight, s.sft_weight])
+
+
+def _train_edit_dpo(job: TrainJob):
+    """Expert `edit_dpo`: DPO (sigmoid) on (edit ≻ logged answer) alone, no SFT term.
+
+    Only examples whose rejected answer exists and differs from the chosen one carry a preference;
+    the others (approvals) are left out, and `job.examples` is narrowed to what is trained on."""
+    kept = [e for e in job.examples if e.rejected and e.rejected != e.chosen]
+    if not kept:
+        raise ConfigError(f"objective 'edit_dpo' needs examples whose rejected answer differs from the chosen "
+                          f"one; none of the {len(job.examples)} has one")
+    job.examples = kept
+    return _dpo_trainer(job, ["sigmoid"], [1.0])
+
+
+def _dpo_trainer(job: TrainJob, loss_type: list[str], loss_weights: list[float]):
+    """TRL's DPOTrainer on `job.examples` with these losses (`DPOConfig.loss_type`, `loss_weights`).
+
+    The reference model is the base model itself (adapter disabled), its log-probs precomputed once.
+    """
+    trl = require("trl", "train")
     from datasets import Dataset
     from trl.trainer.dpo_trainer import DataCollatorForPreference
 
@@ -324,8 +373,8 @@ def _train_dpo_sft(job: TrainJob):
     config = trl.DPOConfig(
         **job.args,
         beta=s.beta,
-        loss_type=["sigmoid", "sft"],
-        loss_weights=[1.0 - s.sft_weight, s.sft_weight],
+        loss_type=loss_type,
+        loss_weights=loss_weights,
         precompute_ref_log_probs=True,
         precompute_ref_batch_size=max(16, 4 * s.batch_size),
         disable_dropout=False,  # keep LoraSettings.dropout (the paper's 0.05); the base has no dropout
@@ -345,7 +394,8 @@ def _train_dpo_sft(job: TrainJob):
 
 
 def _train_sft(job: TrainJob):
-    """Critic: supervised fine-tuning on (prompt, chosen), the loss on the answer tokens only."""
+    """Critic, and the Expert's `sft` = `edit_sft`: supervised fine-tuning on (prompt, chosen), the
+    loss on the answer tokens only."""
     trl = require("trl", "train")
     from datasets import Dataset
     from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
@@ -367,10 +417,82 @@ def _train_sft(job: TrainJob):
     return trainer
 
 
+def _train_kto(job: TrainJob):
+    """Expert `kto`: TRL's KTOTrainer on unpaired ratings, so a cluster with thumbs but few edits learns.
+
+    Each example gives up to two unpaired rows: its chosen answer (an edit, a verified revision or an
+    approval) is *desirable*; its rejected answer, when there is one and it differs from the chosen
+    one, is *undesirable* — the logged answer the user changed, or a negative's (chosen empty)
+    thumbs-down answer. Both kinds are needed: KTO's loss moves each answer's likelihood relative to
+    a reference point, and one kind alone only pushes the model one way.
+
+    * The two kinds are weighted to equal total weight (the larger kind's weight is n_small/n_large),
+      the lower end of the range the KTO paper recommends (Eq. 8) for unbalanced data.
+    * TRL estimates KTO's reference point (the KL term) from mismatched (prompt, answer) pairs within a
+      batch and refuses batch size 1, so the batch is at least 2. TRL samples KTO rows in order; they
+      are shuffled once here (seeded) so a batch mixes kinds and prompts.
+    * The reference is the base with the adapter disabled, its log-probs precomputed once, as for DPO.
+    """
+    import random
+
+    trl = require("trl", "train")
+    from datasets import Dataset
+    from trl.trainer.kto_trainer import DataCollatorForUnpairedPreference
+
+    rows = []
+    for e in job.examples:
+        if e.chosen:
+            rows.append({"prompt": e.prompt, "completion": [{"role": "assistant", "content": e.chosen}], "label": True})
+        if e.rejected and e.rejected != e.chosen:
+            rows.append({"prompt": e.prompt, "completion": [{"role": "assistant", "content": e.rejected}],
+                         "label": False})
+    n_good = sum(r["label"] for r in rows)
+    n_bad = len(rows) - n_good
+    if not n_good or not n_bad:
+        raise ConfigError(
+            f"objective 'kto' needs desirable answers (a chosen answer) and undesirable ones (a rejected answer "
+            f"that differs from the chosen one, or a negative); got {n_good} desirable and {n_bad} undesirable "
+            f"from {len(job.examples)} examples"
+        )
+    s = job.settings
+    random.Random(s.seed).shuffle(rows)
+    config = trl.KTOConfig(
+        **{**job.args, "per_device_train_batch_size": max(2, s.batch_size)},
+        beta=s.beta,
+        loss_type="kto",
+        desirable_weight=min(1.0, n_bad / n_good),
+        undesirable_weight=min(1.0, n_good / n_bad),
+        precompute_ref_log_probs=True,
+        precompute_ref_batch_size=max(16, 4 * s.batch_size),
+        disable_dropout=False,  # keep LoraSettings.dropout, as for DPO
+    )
+    trainer = _kto_trainer_class()(
+        model=job.model,
+        ref_model=None,  # with peft_config: reference = the base with the adapter disabled
+        args=config,
+        train_dataset=Dataset.from_list(rows),
+        processing_class=job.tokenizer,
+        peft_config=job.peft_config,
+        callbacks=job.callbacks,
+        data_collator=_TruncatingCollator(
+            DataCollatorForUnpairedPreference(pad_token_id=job.tokenizer.pad_token_id), s
+        ),
+    )
+    _score_labelled_positions_only(trainer.model.get_base_model(), _KTO_HEAD_OUTPUTS)  # no-op if precomputed
+    return trainer
+
+
 OBJECTIVES: dict[str, Callable[[TrainJob], Any]] = {
     "dpo_sft": _train_dpo_sft,  # Expert with --expert-objective dpo_sft (the paper)
     "sft": _train_sft,  # Critic, and the Expert by default
+    "edit_sft": _train_sft,  # the user-edits paper's name for the Expert's "sft"
+    "edit_dpo": _train_edit_dpo,
+    "early_ensemble": _train_dpo_sft,  # the user-edits paper's name for "dpo_sft"
+    "kto": _train_kto,
 }
+
+# objectives that take negatives (TrainExample with no chosen answer, a rejected one); the others refuse them
+LEARNS_FROM_NEGATIVES = frozenset({"kto"})
 
 
 # -- entry point ------------------------------------------------------------------------------------
@@ -388,11 +510,16 @@ def build_trainer(
     stop_after_epoch: int | None = None,
 ) -> tuple[Any, dict[str, Any]]:
     """The configured TRL trainer `train_adapter` runs, and the record its callback fills
-    (`epoch_dirs`, `losses`, `metrics`, `loaded_at`). Loads a fresh base model. Used by the benchmark."""
+    (`epoch_dirs`, `losses`, `metrics`, `loaded_at`; `n_examples`: the examples it trains on, which
+    `edit_dpo` narrows). Loads a fresh base model. Used by the benchmark."""
     if objective not in OBJECTIVES:
         raise ConfigError(f"unknown training objective {objective!r}; allowed: {sorted(OBJECTIVES)}")
     if not examples:
         raise ConfigError(f"objective {objective!r} got no training examples")
+    negatives = [e.id or str(i) for i, e in enumerate(examples) if not e.chosen]
+    if negatives and objective not in LEARNS_FROM_NEGATIVES:
+        raise ConfigError(f"objective {objective!r} learns from chosen answers; examples without one (negatives) "
+                          f"are for {sorted(LEARNS_FROM_NEGATIVES)}: {negatives[:5]}{' ...' if len(negatives) > 5 else ''}")
     require("trl", "train")
     from peft import LoraConfig
     from transformers import PrinterCallback
@@ -422,6 +549,7 @@ def build_trainer(
         callbacks=[_epoch_callback(out_dir, record)],
     )
     trainer = OBJECTIVES[objective](job)
+    record["n_examples"] = len(job.examples)
     if not progress:
         trainer.remove_callback(PrinterCallback)  # it prints every log when tqdm is disabled
     return trainer, record
@@ -443,8 +571,9 @@ def train_adapter(
     A fresh copy of the base model is loaded from `base_model_path` on every call, so calls never
     share or mutate a model. Returns the saved epoch directories and training statistics.
     `stop_after_epoch` ends the run after that epoch (the schedule is still the full run's).
-    Raises ConfigError for an unknown objective, no examples, or (dpo_sft) an example without
-    a rejected answer.
+    Raises ConfigError for an unknown objective, no examples, a negative (no chosen answer) for an
+    objective that does not take them, (dpo_sft) an example without a rejected answer, (edit_dpo) no
+    example with a distinct rejected answer, or (kto) only desirable or only undesirable answers.
     """
     with _quiet(not progress), quiet_checkpointing_deprecation():
         trainer, record = build_trainer(
@@ -462,7 +591,7 @@ def train_adapter(
         final_loss=losses[-1] if losses else float("nan"),
         train_seconds=seconds,
         tokens_per_second=tokens / seconds if seconds > 0 else 0.0,
-        n_examples=len(examples),
+        n_examples=record["n_examples"],
         tokens=tokens,
         metrics=record["metrics"],
     )
