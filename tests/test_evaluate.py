@@ -19,6 +19,7 @@ from uno_graph.evaluate import (
     read_testset,
 )
 from uno_graph.graph import build_graph
+from uno_graph.metrics import edit_distance
 from uno_graph.router import Router
 from uno_graph.store import UnoStore
 
@@ -82,9 +83,30 @@ def test_evaluate_rows_summary_and_check_by_file(system, testset, tmp_path):
     eggs = result.summary["topics"]["eggs"]
     assert eggs["uno"]["check"] == 1.0 and eggs["base"]["check"] == 0.0
     assert s["base"]["rouge_l"] == 1.0  # the echo reproduces the reference exactly
+    # the edit distance to the reference: on the items that have one, in every row and as each system's mean
+    for row in rows:
+        if row["id"] == "p1":
+            assert row["edit_distance"] == round(edit_distance(row["answer"], "[base] what to see in paris"), 4)
+        else:
+            assert row["edit_distance"] is None
+    assert s["base"]["edit_distance"] == 0.0 and s["uno_single"]["edit_distance"] == 0.0
+    assert 0 < s["uno"]["edit_distance"] <= 1  # critique + revise rewrote the answer
     table = format_summary(result.summary)
     assert "satisfaction per topic" in table and "rules_in_context" in table
+    header, base_line = table.splitlines()[:2]
+    assert header.index("ROUGE-L") < header.index("edit dist") and "0.000" in base_line
     assert json.loads(out.with_name("pred.jsonl.summary.json").read_text())["n_items"] == 3
+
+
+def test_edit_distance_on_known_strings():
+    assert edit_distance("Boil the egg.", "Boil the egg.") == 0.0
+    assert edit_distance("boil THE egg", "Boil the egg") == 0.0  # words as ROUGE-L counts them: lowercased
+    assert edit_distance("yes", "no") == 1.0  # nothing in common
+    assert edit_distance("a b c d", "a x c") == pytest.approx(2 / 4)  # one substitution, one deletion
+    assert edit_distance("Boil the egg.", "Boil the egg for nine minutes.") == pytest.approx(3 / 7)
+    assert edit_distance("a b", "b a") == 1.0  # order matters: two substitutions over 2 words
+    assert edit_distance("", "") == 0.0 and edit_distance("", "something") == 1.0
+    assert edit_distance("one two three", "three two one") == edit_distance("three two one", "one two three")
 
 
 def test_rules_in_context_puts_the_nearest_clusters_rules_in_the_prompt(system, testset):

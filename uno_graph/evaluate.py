@@ -46,7 +46,7 @@ from uno_graph import prompts
 from uno_graph.budget import end_at_sentence
 from uno_graph.errors import ConfigError, LogFormatError
 from uno_graph.logs import LogProblem, _Bad, _messages_only
-from uno_graph.metrics import rouge_l
+from uno_graph.metrics import edit_distance, rouge_l
 from uno_graph.router import RouteDecision
 from uno_graph.rules_context import RULES_SYSTEM, RulesInContext  # noqa: F401 - RULES_SYSTEM re-exported
 from uno_graph.workdir import read_jsonl
@@ -475,7 +475,9 @@ def evaluate(workdir: str | Path | None, testset: str | Path, out: str | Path, *
                              "input_tokens": ans.input_tokens, "output_tokens": ans.output_tokens, "calls": ans.calls,
                              "latency_s": round(ans.latency_s, 4), "topic": item.metadata.get("topic"),
                              "check": _check_item(check_fn, item, ans.text),
-                             "rouge_l": None if item.reference is None else round(rouge_l(ans.text, item.reference), 4)})
+                             "rouge_l": None if item.reference is None else round(rouge_l(ans.text, item.reference), 4),
+                             "edit_distance": None if item.reference is None
+                             else round(edit_distance(ans.text, item.reference), 4)})
             _append(out, rows)
             bar.update(len(rows))
     bar.close()
@@ -514,7 +516,8 @@ def _ci95(values: list[float]) -> list[float] | None:
 
 def summarize(rows: list[dict[str, Any]], systems: Sequence[str], items: Sequence[TestItem], *,
               dataset_fn: Callable[..., Any] | None = None) -> dict[str, Any]:
-    """Per system: check rate, ROUGE-L, tokens (and extra input tokens over base), latency; per topic too."""
+    """Per system: check rate, ROUGE-L and edit distance to the references, tokens (and extra input tokens
+    over base), latency; per topic too."""
     by_system: dict[str, list[dict[str, Any]]] = {s: [r for r in rows if r["system"] == s] for s in systems}
     base_in = {r["id"]: r["input_tokens"] for r in by_system.get("base", [])}
     item_by_id = {item.id: item for item in items}
@@ -522,10 +525,12 @@ def summarize(rows: list[dict[str, Any]], systems: Sequence[str], items: Sequenc
     for name, rs in by_system.items():
         checks = [r["check"] for r in rs if r.get("check") is not None]
         rouge = [r["rouge_l"] for r in rs if r.get("rouge_l") is not None]
+        distance = [r["edit_distance"] for r in rs if r.get("edit_distance") is not None]
         extra = [r["input_tokens"] - base_in[r["id"]] for r in rs if r["id"] in base_in]
         seconds = sum(r["latency_s"] for r in rs)
         out_tokens = sum(r["output_tokens"] for r in rs)
         row = {"n": len(rs), "check": _mean(checks), "ci95": _ci95(checks), "rouge_l": _mean(rouge),
+               "edit_distance": _mean(distance),  # the user-edits paper's cost: lower is better
                "input_tokens": _mean([r["input_tokens"] for r in rs]),
                "extra_input_tokens": _mean(extra), "output_tokens": _mean([r["output_tokens"] for r in rs]),
                "latency_s": _mean([r["latency_s"] for r in rs]),
@@ -571,12 +576,13 @@ def _fmt(value: Any, pattern: str = "{:.2f}") -> str:
 def format_summary(summary: dict[str, Any]) -> str:
     """The summary as text tables: systems, then satisfaction per topic (the demo's before/after)."""
     systems = list(summary["systems"])
-    lines = [f"{'system':<18}{'n':>4}{'check':>8}{'ROUGE-L':>9}{'judge':>7}{'in tok':>8}{'extra in':>9}"
+    lines = [f"{'system':<18}{'n':>4}{'check':>8}{'ROUGE-L':>9}{'edit dist':>10}{'judge':>7}{'in tok':>8}{'extra in':>9}"
              f"{'out tok':>8}{'s/item':>8}{'tok/s':>7}  routes"]
     for name in systems:
         s = summary["systems"][name]
         routes = " ".join(f"{k}:{v}" for k, v in s["routes"].items())
         lines.append(f"{name:<18}{s['n']:>4}{_fmt(s['check'], '{:.0%}'):>8}{_fmt(s['rouge_l'], '{:.3f}'):>9}"
+                     f"{_fmt(s.get('edit_distance'), '{:.3f}'):>10}"
                      f"{_fmt(s.get('judge_win_rate')):>7}{_fmt(s['input_tokens'], '{:.0f}'):>8}"
                      f"{_fmt(s['extra_input_tokens'], '{:+.0f}'):>9}{_fmt(s['output_tokens'], '{:.0f}'):>8}"
                      f"{_fmt(s['latency_s']):>8}{_fmt(s['tokens_per_s'], '{:.1f}'):>7}  {routes}")

@@ -1,5 +1,5 @@
-"""Text metrics with no extra dependency: ROUGE-L F1 (on words, or on an answer's shape) and sentence
-BLEU-4 (smoothing method 1)."""
+"""Text metrics with no extra dependency: ROUGE-L F1 (on words, or on an answer's shape), sentence
+BLEU-4 (smoothing method 1) and the normalised word-level edit distance."""
 
 from __future__ import annotations
 
@@ -37,6 +37,29 @@ def _lcs_f1(c: list[str], r: list[str]) -> float:
 def rouge_l(candidate: str, reference: str) -> float:
     """ROUGE-L F1 over lowercased word tokens."""
     return _lcs_f1(tokens(candidate), tokens(reference))
+
+
+def edit_distance(candidate: str, reference: str) -> float:
+    """Word-level Levenshtein distance from `candidate` to `reference`, divided by the longer one's length.
+
+    0 = the same words, 1 = nothing in common. It is the "cost" of the user-edits setting: how much of
+    an answer a user would have to change to reach the answer they wanted (lower is better). Words are
+    counted as ROUGE-L counts them (`tokens`: lowercased words and punctuation marks); two empty texts
+    are at distance 0.
+
+        >>> edit_distance("Boil the egg.", "Boil the egg for nine minutes.")  # 3 words inserted, of 7
+        0.42857142857142855
+    """
+    c, r = tokens(candidate), tokens(reference)
+    if not c or not r:
+        return float(bool(c or r))
+    prev = list(range(len(r) + 1))  # distance from c[:0] to each prefix of r
+    for i, x in enumerate(c, start=1):
+        cur = [i]
+        for j, y in enumerate(r, start=1):
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (x != y)))
+        prev = cur
+    return prev[-1] / max(len(c), len(r))
 
 
 def _run_token(words: int) -> str:
