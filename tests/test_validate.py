@@ -147,6 +147,14 @@ def test_the_expert_learns_from_changed_answers_and_from_approvals_only_when_ask
     assert sorted(e.id for e in data.expert_examples()) == [f"p{i}" for i in range(8)]
     data.train_on_approvals = True
     assert "ok" in {e.id for e in data.expert_examples()} and len(data.expert_examples({"p0"})) == 8
+    # an objective that learns from ratings (kto) also gets the thumbs-down answers, outside held-out folds
+    data.train_on_approvals = False
+    data.negatives = [{"id": "bad", "prompt": [{"role": "user", "content": "q"}], "chosen": None, "rejected": "meh"}]
+    assert "bad" not in {e.id for e in data.expert_examples()}
+    data.ratings = True
+    got = {e.id: e for e in data.expert_examples()}
+    assert {"ok", "bad"} <= set(got) and got["bad"].chosen is None and got["bad"].rejected == "meh"
+    assert "bad" not in {e.id for e in data.expert_examples({"bad"})}
 
 
 def test_expert_echoing_the_question_fails_and_a_working_critic_is_served():

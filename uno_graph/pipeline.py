@@ -590,6 +590,7 @@ def _train_cluster(run: _Run, cluster, decision: str, pair_by_id, row_by_id) -> 
     adapter served before this run is replaced only by a path at least as good on validation
     (`promotion.py`); a path that is not promoted is neither trained on all the data nor published."""
     from uno_graph import promotion
+    from uno_graph.adapters.train import LEARNS_FROM_NEGATIVES
     from uno_graph.adapters.validate import ClusterData, PathValidator
     from uno_graph.scope import cap_user_share
 
@@ -598,7 +599,9 @@ def _train_cluster(run: _Run, cluster, decision: str, pair_by_id, row_by_id) -> 
                             cfg.max_user_share)
     members = [i for i in cluster["members"] if i not in capped]
     data = ClusterData(pairs=[pair_by_id[i] for i in members if i in pair_by_id and pair_by_id[i]["chosen"]],
-                       rows=[row_by_id[i] for i in members if i in row_by_id], train_on_approvals=cfg.train_on_approvals)
+                       rows=[row_by_id[i] for i in members if i in row_by_id], train_on_approvals=cfg.train_on_approvals,
+                       negatives=[pair_by_id[i] for i in members if i in pair_by_id and not pair_by_id[i]["chosen"]],
+                       ratings=cfg.expert_objective in LEARNS_FROM_NEGATIVES)
     validator = PathValidator(run.serving, run._judge, lambda *a: _fit(run, cluster["id"], *a),
                               folds=cfg.val_folds, seed=cfg.train.seed, win_rate_threshold=cfg.win_rate_threshold,
                               min_win_lower_bound=cfg.min_win_lower_bound, confidence=cfg.win_confidence,

@@ -98,6 +98,11 @@ class ClusterData:
     # users approve answers that miss their cluster's want (4 of 5 thumbs-up answers of one want of a
     # development set failed it), so training on them pulls the Expert back towards the base
     train_on_approvals: bool = False
+    # pairs.jsonl rows of thumbs-down logs with nothing better (`chosen: null`): training examples only
+    # for an objective that learns from unpaired ratings (`train.LEARNS_FROM_NEGATIVES`: kto), which
+    # then also learns from approvals, its desirable answers
+    negatives: list[dict[str, Any]] = field(default_factory=list)
+    ratings: bool = False
 
     @property
     def judgeable(self) -> list[dict[str, Any]]:
@@ -105,10 +110,14 @@ class ClusterData:
 
     def expert_examples(self, exclude: set[str] = frozenset()) -> list[TrainExample]:
         """The Expert's training examples (outside `exclude`): every endorsed answer that differs from
-        the logged one (an edit, a verified revision), and approvals when `train_on_approvals`."""
+        the logged one (an edit, a verified revision); approvals when `train_on_approvals`; with
+        `ratings` (kto), approvals and the thumbs-down answers (`chosen=None`) too."""
+        keep = [p for p in self.pairs
+                if p["id"] not in exclude and (self.train_on_approvals or self.ratings or is_judgeable(p))]
+        if self.ratings:
+            keep += [p for p in self.negatives if p["id"] not in exclude]
         return [TrainExample(prompt=p["prompt"], chosen=p["chosen"], rejected=p["rejected"], id=p["id"],
-                             user_id=p.get("user_id")) for p in self.pairs
-                if p["id"] not in exclude and (self.train_on_approvals or is_judgeable(p))]
+                             user_id=p.get("user_id")) for p in keep]
 
     def labelled(self, exclude: set[str] = frozenset()) -> list[Labelled]:
         """The members' answers as the users labelled them (outside `exclude`): an approved answer,
