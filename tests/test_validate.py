@@ -75,6 +75,9 @@ def test_folds_cover_every_judgeable_pair_once():
     folds = make_folds(ids, 2)
     assert sorted(i for f in folds for i in f) == sorted(ids) and [len(f) for f in folds] == [6, 5]
     assert make_folds(ids, 2) == folds  # deterministic
+    edits = set(ids[:4])  # stratified: the ids in `first` are spread evenly over the folds
+    for fold in make_folds(ids, 2, first=edits):
+        assert len(edits & set(fold)) == 2
 
 
 def test_epoch_choice_prefers_the_lower_bound_then_earliest():
