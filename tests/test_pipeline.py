@@ -107,7 +107,7 @@ def test_clusters_whose_paths_both_lose_are_served_by_base_and_say_why(tmp_path,
     for c in eligible:
         for role in ("expert", "critic"):  # every edit validated, unless the path had lost after fold 1
             verdict = rows[c["id"]][role]
-            assert verdict["n_val"] == 7 or (verdict["n_val"] == 4 and "stopped after fold 1 of 2" in verdict["reason"])
+            assert verdict["n_val"] == 7 or (verdict["n_val"] == 3 and "stopped after fold 1 of 3" in verdict["reason"])
     summary = json.loads((work / "summary.json").read_text())
     assert {c["reason"] for c in summary["clusters"] if c["size"] >= 4} == {c["reason"] for c in eligible}
     assert main(["inspect", "--workdir", str(work)]) == 0
