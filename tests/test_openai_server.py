@@ -274,28 +274,28 @@ def test_a_client_leaving_mid_stream_stops_generation_and_frees_its_slot(tiny, m
         _wait_for(lambda: _request(srv.url.removesuffix("/v1") + "/health")[1]["running"] == 0)
 
 
-def test_a_private_adapter_answers_only_its_user_and_is_not_listed(tmp_path):
-    """With `user_scope`, an adapter learned from one user's logs (its cluster's `owner`) is served only
-    to requests whose `user` is that owner; to anyone else, and in /v1/models, it does not exist."""
-    from uno_graph.openai_server import _owners
+def test_a_private_adapter_answers_only_its_user_and_is_not_listed(tmp_path, tiny_lm_dir, monkeypatch):
+    """With `user_scope`, an adapter learned from one user's logs carries that user in its manifest
+    (`owner`); `reload` reads it, and the adapter is served only to requests whose `user` is the owner:
+    to anyone else, and in /v1/models, it does not exist. A shared adapter serves everyone."""
+    from tests.fakes import make_lora
+    from tests.test_serving_remote import make_workdir
+    from uno_graph.adapters.registry import build_manifest
+    from uno_graph.adapters.versions import publish_version
 
-    (tmp_path / "stages").mkdir()
-    (tmp_path / "stages" / "clusters.jsonl").write_text(
-        json.dumps({"id": "c-a", "owner": "alice"}) + "\n" + json.dumps({"id": "c-s", "owner": None}) + "\n")
-    owners = _owners(tmp_path, {"c-a/expert": tmp_path, "c-s/critic": tmp_path})
-    assert owners == {"c-a/expert": "alice"}
-
-    model = Gated(calls=[], gate=threading.Event(), entered=threading.Semaphore(0),
-                  adapter_names=["c-a/expert", "c-s/critic"])
-    model.gate.set()
-    with OpenAIServer(model, port=0).start() as srv:
-        srv._owners = owners  # as `reload` sets it from the work directory
+    monkeypatch.setenv("UNO_GRAPH_GGUF_ON_PUBLISH", "0")
+    work = make_workdir(tmp_path / "work", tiny_lm_dir, {}, {})
+    for cluster, owner, seed in (("c-a", "alice", 1), ("c-s", None, 2)):
+        manifest = {**build_manifest(role="expert", cluster_id=cluster, base_model=str(tiny_lm_dir), objective="sft",
+                                     lora={"r": 4}, train={}, data_hash=cluster), "owner": owner}
+        publish_version(work / "adapters", cluster, "expert", make_lora(tiny_lm_dir, tmp_path / cluster, seed), manifest)
+    with OpenAIServer.from_workdir(work, port=0, served_model_name="tiny", max_new_tokens=4).start() as srv:
         ask = {"model": "c-a/expert", "messages": HI}
-        status, body, _ = _request(f"{srv.url}/chat/completions", {**ask, "user": "alice"})
-        assert status == 200 and body["choices"][0]["message"]["content"].startswith("[c-a/expert]")
+        assert _request(f"{srv.url}/chat/completions", {**ask, "user": "alice"})[0] == 200
         for other in ({"user": "bob"}, {}):
             status, err, _ = _request(f"{srv.url}/chat/completions", {**ask, **other})
-            assert status == 404 and err["error"]["code"] == "model_not_found" and "c-a/expert" not in err["error"]["message"].split("Served models:")[1]
+            assert status == 404 and err["error"]["code"] == "model_not_found"
+            assert "c-a/expert" not in err["error"]["message"].split("Served models:")[1]
         status, listed, _ = _request(f"{srv.url}/models")
-        assert [m["id"] for m in listed["data"]] == ["echo", "c-s/critic"]
-        assert _request(f"{srv.url}/chat/completions", {"model": "c-s/critic", "messages": HI, "user": "bob"})[0] == 200
+        assert [m["id"] for m in listed["data"]] == ["tiny", "c-s/expert"]
+        assert _request(f"{srv.url}/chat/completions", {"model": "c-s/expert", "messages": HI, "user": "bob"})[0] == 200

@@ -160,6 +160,20 @@ def test_the_expert_learns_from_changed_answers_and_from_approvals_only_when_ask
     assert "bad" not in {e.id for e in data.expert_examples({"bad"})}
 
 
+def test_a_fold_that_cannot_be_trained_loses_that_path_instead_of_stopping_learn():
+    from uno_graph.errors import ConfigError
+
+    def fit(role, objective, examples, tag, stop):
+        if role == "expert":
+            raise ConfigError("kto needs desirable and undesirable answers; got 4 desirable and 0 undesirable")
+        return TrainResult(objective, [Path(f"good/{tag}/epoch-{k}") for k in (1, 2)], [1.0, 0.5], 0.5, 1.0, 1.0,
+                           len(examples))
+
+    route, (expert, critic) = PathValidator(FakeModel(), ContrastJudge(), fit, folds=2, val_every=1).choose("c1", _data(), "expert")
+    assert route == "critic" and not expert.accepted and critic.accepted
+    assert expert.reason.startswith("fold 1: cannot train on its 4 examples: kto needs")
+
+
 def test_expert_echoing_the_question_fails_and_a_working_critic_is_served():
     calls = []
     route, verdicts = _validator("echo", "good", calls).choose("c1", _data(), "expert")

@@ -146,7 +146,8 @@ def cluster_settings(config) -> str:
     """Everything clustering depends on besides the logs (the router's reach included)."""
     return fingerprint("clusters", config.embedder, config.cluster_on, config.cluster_threshold,
                        config.min_cluster_size, config.route_margin, config.route_threshold,
-                       config.merge_similarity, config.join_similarity, config.user_scope)
+                       config.merge_similarity, config.join_similarity,
+                       *(["user_scope"] if config.user_scope else []))  # work directories from before keep their fingerprint
 
 
 def cluster_data_hash(members: Iterable[str], pair_by_id: dict[str, dict[str, Any]],

@@ -233,14 +233,20 @@ class OpenAIServer:
             raise ConfigError("this server was not started from a work directory; use load_adapter on its model")
         base_model = load_config(self.workdir).base_model
         with self._lock:
-            wanted = {adapter_name(m["cluster_id"], m["role"]): Path(m["path"])
-                      for m in list_adapters(self.workdir / "adapters")}
+            manifests = list_adapters(self.workdir / "adapters")
+            wanted = {adapter_name(m["cluster_id"], m["role"]): Path(m["path"]) for m in manifests}
+            owners = {adapter_name(m["cluster_id"], m["role"]): str(m["owner"]) for m in manifests if m.get("owner")}
             for path in wanted.values():
                 validate_adapter(path, base_model)
-            self.model.load_adapters(wanted)
+            previous, self._owners = self._owners, {**self._owners, **owners}  # private before it can answer
+            try:
+                self.model.load_adapters(wanted)
+            except BaseException:
+                self._owners = previous
+                raise
             for name in set(self.model.adapter_names) - set(wanted):
                 self.model.unload_adapter(name)
-            self._owners = _owners(self.workdir, wanted)
+            self._owners = owners
             log.info("serving %s with adapters %s", self.base_name, sorted(wanted))
             return sorted(wanted)
 
@@ -305,23 +311,6 @@ class OpenAIServer:
             raise APIError(HTTPStatus.NOT_FOUND, f"no recorded completion has id {ids[0]!r}; give the `id` of a "
                              "chat completion this server recorded", code="log_not_found", param="log_id") from exc
         return {"object": "feedback", "log_id": ids[0], "feedback": fields}
-
-
-def _owners(workdir: Path, served: dict[str, Path]) -> dict[str, str]:
-    """Served adapter name -> owner, for the clusters learned from one user's logs (`stages/clusters.jsonl`)."""
-    from uno_graph.router import adapter_name
-    from uno_graph.workdir import read_jsonl
-
-    path = workdir / "stages" / "clusters.jsonl"
-    rows = read_jsonl(path) if path.exists() else []
-    owners = {}
-    for row in rows:
-        if not row.get("owner"):
-            continue
-        for role in ("expert", "critic"):
-            if adapter_name(row["id"], role) in served:
-                owners[adapter_name(row["id"], role)] = str(row["owner"])
-    return owners
 
 
 def _adapters_stamp(root: Path) -> str:

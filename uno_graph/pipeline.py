@@ -348,7 +348,7 @@ def _cluster(run: _Run, rows, pairs, store) -> list[dict[str, Any]]:
     population = [r for r in rows if r["rules"] or r["rule_source"] == "satisfied" or r.get("edited")]
     inputs = fingerprint([(r["id"], r["rules"]) for r in population], cfg.embedder,
                          cfg.cluster_on, cfg.cluster_threshold, cfg.min_cluster_size, cfg.route_margin,
-                         cfg.merge_similarity, cfg.join_similarity, cfg.user_scope)
+                         cfg.merge_similarity, cfg.join_similarity, *(["user_scope"] if cfg.user_scope else []))
     settings = incremental.cluster_settings(cfg)
     before = _previous_clusters(run.wd)  # read before anything is rewritten: ids stay stable
     done = run.wd.done_info(stage)
@@ -367,14 +367,17 @@ def _cluster(run: _Run, rows, pairs, store) -> list[dict[str, Any]]:
         owners: dict[str, str | None] = {}
         if cfg.user_scope:
             found = []
+            previous = {c["id"]: c["members"] for c in before}
             for owner, idx in _by_owner(population).items():
                 part = cluster_logs([ids[i] for i in idx], qv[idx], rv[idx], [rules[i] for i in idx],
-                                    cfg.cluster_threshold, {c["id"]: c["members"] for c in before},
+                                    cfg.cluster_threshold, previous,
                                     margin=cfg.route_margin, merge_similarity=cfg.merge_similarity,
                                     min_size=cfg.min_cluster_size, join_similarity=cfg.join_similarity,
                                     on=cfg.cluster_on)
                 owners.update({c.id: owner for c in part})
                 found += part
+                for c in part:  # an id one user's cluster took is not given to another's
+                    previous.pop(c.id, None)
             found.sort(key=lambda c: (-c.size, c.members[0]))
         elif extend:
             found, attached = incremental.extend_clusters(
@@ -428,7 +431,8 @@ def _store_clusters(store, eligible: list[dict[str, Any]], before: dict[str, dic
     for c in eligible:
         row = current.get(c["id"])
         old = before.get(c["id"])
-        if row is not None and old is not None and old.get("data_hash") == c["data_hash"] and row.get("status") == "ready":
+        if (row is not None and old is not None and old.get("data_hash") == c["data_hash"] and row.get("status") == "ready"
+                and (row.get("owner") or "") == (c.get("owner") or "")):  # `user_scope` switched: rewrite the owner
             continue
         kept = {k: v for k, v in (row or {}).items() if k != "id"}
         store.put_cluster(c["id"], c["centroid"], {**kept, "size": c["size"], "radius": c["radius"],
@@ -595,13 +599,17 @@ def _train_cluster(run: _Run, cluster, decision: str, pair_by_id, row_by_id) -> 
     from uno_graph.scope import cap_user_share
 
     cfg = run.config
-    capped = cap_user_share([pair_by_id[i] for i in cluster["members"] if i in pair_by_id and pair_by_id[i]["chosen"]],
-                            cfg.max_user_share)
-    members = [i for i in cluster["members"] if i not in capped]
-    data = ClusterData(pairs=[pair_by_id[i] for i in members if i in pair_by_id and pair_by_id[i]["chosen"]],
-                       rows=[row_by_id[i] for i in members if i in row_by_id], train_on_approvals=cfg.train_on_approvals,
-                       negatives=[pair_by_id[i] for i in members if i in pair_by_id and not pair_by_id[i]["chosen"]],
-                       ratings=cfg.expert_objective in LEARNS_FROM_NEGATIVES)
+
+    def cluster_data(ids) -> ClusterData:
+        return ClusterData(pairs=[pair_by_id[i] for i in ids if i in pair_by_id and pair_by_id[i]["chosen"]],
+                           rows=[row_by_id[i] for i in ids if i in row_by_id], train_on_approvals=cfg.train_on_approvals,
+                           negatives=[pair_by_id[i] for i in ids if i in pair_by_id and not pair_by_id[i]["chosen"]],
+                           ratings=cfg.expert_objective in LEARNS_FROM_NEGATIVES)
+
+    # the cap counts what the Expert trains on (by default the changed answers, not the approvals)
+    trained_on = {e.id for e in cluster_data(cluster["members"]).expert_examples()}
+    capped = cap_user_share([pair_by_id[i] for i in cluster["members"] if i in trained_on], cfg.max_user_share)
+    data = cluster_data([i for i in cluster["members"] if i not in capped])
     validator = PathValidator(run.serving, run._judge, lambda *a: _fit(run, cluster["id"], *a),
                               folds=cfg.val_folds, seed=cfg.train.seed, win_rate_threshold=cfg.win_rate_threshold,
                               min_win_lower_bound=cfg.min_win_lower_bound, confidence=cfg.win_confidence,
@@ -612,8 +620,8 @@ def _train_cluster(run: _Run, cluster, decision: str, pair_by_id, row_by_id) -> 
         from uno_graph.budget import answer_budget
 
         tokenizer = run.serving._engine.tokenizer
-        budget = answer_budget([len(tokenizer.encode(p["chosen"], add_special_tokens=False)) for p in data.pairs],
-                               cfg.max_new_tokens, margin=cfg.budget_margin)
+        budget = answer_budget([len(tokenizer.encode(e.chosen, add_special_tokens=False))  # what the Expert learns from
+                                for e in data.expert_examples() if e.chosen], cfg.max_new_tokens, margin=cfg.budget_margin)
     route, verdicts = validator.choose(cluster["id"], data, decision, budget)
     result: dict[str, Any] = {"cluster_id": cluster["id"], "decision": decision, "route": route,
                               "max_new_tokens": budget if route == "expert" else None,
@@ -638,7 +646,7 @@ def _train_cluster(run: _Run, cluster, decision: str, pair_by_id, row_by_id) -> 
     metrics = {"win_rate": won.win_rate, "lower_bound": won.lower_bound, "n_val": won.n_val, "epoch": won.epoch,
                "final_loss": trained.final_loss, "train_seconds": trained.train_seconds}
     adapter = _publish(run, cluster["id"], route, objective, examples, trained.epoch_dirs[-1], metrics,
-                       max_new_tokens=result["max_new_tokens"])
+                       max_new_tokens=result["max_new_tokens"], owner=cluster.get("owner"))
     result.update(adapter=adapter, win_rate=won.win_rate, lower_bound=won.lower_bound,
                   reason=f"{route}: {won.reason}", promotion="promoted" if served is not None else "first")
     return result
@@ -657,15 +665,16 @@ def _fit(run: _Run, cluster_id: str, role: str, objective: str, examples, tag: s
 
 
 def _publish(run: _Run, cluster_id: str, role: str, objective: str, examples, source: Path, metrics, *,
-             max_new_tokens: int | None = None) -> str:
+             max_new_tokens: int | None = None, owner: str | None = None) -> str:
     """Publish the next version of (cluster, role) and make it the served one; its manifest lists the
-    log ids it learned from (`log_ids`) and the Expert's answer budget (`max_new_tokens`)."""
+    log ids it learned from (`log_ids`), the Expert's answer budget (`max_new_tokens`) and, for a
+    cluster of one user's logs (`user_scope`), that user (`owner`: the only one it may answer)."""
     from uno_graph.adapters.versions import publish_version
 
     manifest = {"role": role, "cluster_id": cluster_id, "base_model": run.config.base_model,
                 "objective": objective, "lora": run.config.to_dict()["lora"], "train": run.config.to_dict()["train"],
                 "data_hash": fingerprint([(e.id, e.chosen, e.rejected) for e in examples]),
                 "n_examples": len(examples), "log_ids": sorted({e.id for e in examples if e.id}),
-                "max_new_tokens": max_new_tokens, "metrics": metrics}
+                "max_new_tokens": max_new_tokens, "owner": owner, "metrics": metrics}
     path = publish_version(run.wd.adapters, cluster_id, role, source, manifest)
     return str(Path(path).relative_to(run.wd.root))

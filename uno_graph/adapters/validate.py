@@ -37,6 +37,7 @@ from typing import Any
 from uno_graph import prompts
 from uno_graph.adapters.train import TrainExample, TrainResult
 from uno_graph.budget import end_at_sentence
+from uno_graph.errors import ConfigError
 from uno_graph.pairs import is_judgeable
 from uno_graph.verify import Judge, VerifierResult, simulated_win_rate, wilson_bounds
 from uno_graph.want import Labelled
@@ -224,7 +225,10 @@ class PathValidator:
             if len(examples) < 2:
                 return PathVerdict(role, False, f"fold {f + 1}: only {len(examples)} training example(s)")
             objective = self.expert_objective if role == "expert" else "sft"
-            trained = self.fit(role, objective, examples, f"fold-{f + 1}", None)
+            try:
+                trained = self.fit(role, objective, examples, f"fold-{f + 1}", None)
+            except ConfigError as exc:  # e.g. kto given one kind of answer only: this path cannot be validated
+                return PathVerdict(role, False, f"fold {f + 1}: cannot train on its {len(examples)} examples: {exc}")
             judge = self.judge.fit(data.labelled(held)) if self.learned_judge else self.judge
             val = [by_id[i] for i in fold]
             base_answers = [base[i] for i in fold]
@@ -278,7 +282,8 @@ class PathValidator:
                 f"logged one); validation needs {self.min_judgeable}")
         if refusal:
             return "base", [PathVerdict("expert", False, refusal, want=want), PathVerdict("critic", False, refusal, want=want)]
-        folds = make_folds([p["id"] for p in val], self.folds, self.seed, first={p["id"] for p in data.judgeable})
+        learned_from = {p["id"] for p in data.judgeable} | ({p["id"] for p in data.negatives} if data.ratings else set())
+        folds = make_folds([p["id"] for p in val], self.folds, self.seed, first=learned_from)
         base_texts, _ = self._answers([p["prompt"] for p in val], None)
         base = {p["id"]: t for p, t in zip(val, base_texts)}
         verdicts = []
