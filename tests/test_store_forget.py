@@ -78,3 +78,19 @@ def test_a_swap_stopped_midway_loses_no_rule_and_the_next_forget_finishes_it(tmp
     assert all(PLANT not in d for d in reopened.rules.get()["documents"])
     assert reopened.forget_rules(log_ids={"log-2"}) == 1
     assert _names(reopened) == {"uno_clusters", RULES} and reopened.rules.count() == 7
+
+
+def test_forget_scrubs_the_users_records_from_the_exported_threads(tmp_path):
+    """`learn --threads` keeps a copy of the checkpointer's threads in the work directory; forgetting a
+    user removes their records from it (by user id, or by a log id found in the stage outputs)."""
+    import json
+
+    from uno_graph.scope import THREADS_FILE, _scrub_exported_threads
+
+    path = tmp_path / THREADS_FILE
+    records = [{"id": "t1/a", "user_id": "u1"}, {"id": "t2/b", "user_id": "u2"}, {"id": "t3/c", "user_id": None}]
+    path.write_text("".join(json.dumps(r) + "\n" for r in records) + "not json\n")
+    assert _scrub_exported_threads(path, "u1", {"t3/c"}) == 2
+    assert path.read_text() == json.dumps(records[1]) + "\nnot json\n"
+    assert _scrub_exported_threads(path, "u1", set()) == 0
+    assert _scrub_exported_threads(tmp_path / "none.jsonl", "u1", set()) == 0

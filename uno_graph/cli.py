@@ -13,6 +13,7 @@ from pathlib import Path
 from uno_graph.config import DEFAULT_EMBEDDER, DEFAULT_MODEL, EXPERT_OBJECTIVES, TrainSettings, UnoConfig
 from uno_graph.engines.base import BACKENDS
 from uno_graph.errors import UnoGraphError
+from uno_graph.scope import THREADS_FILE
 
 
 def _config(args: argparse.Namespace) -> UnoConfig:
@@ -65,7 +66,7 @@ def cmd_learn(args: argparse.Namespace) -> int:
     return 0
 
 
-THREADS_LOG = "threads.jsonl"
+THREADS_LOG = THREADS_FILE  # `forget` scrubs the user's records from it too (scope.py)
 
 
 def _threads_as_logs(databases: list[str], workdir: str) -> Path:

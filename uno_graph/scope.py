@@ -37,6 +37,7 @@ from uno_graph.workdir import Workdir, atomic_write_text
 from uno_graph.workdir_lock import writer_lock
 
 FORGOTTEN_FILE = "forgotten.json"
+THREADS_FILE = "threads.jsonl"  # `learn --threads` exports a checkpointer's threads here (cli.THREADS_LOG)
 PER_LOG_STAGES = ("distill", "verify", "pairs")
 PER_CLUSTER_STAGES = ("gap", "train")
 
@@ -194,6 +195,28 @@ def _forget(wd: Workdir, min_cluster_size: int, user_id: str, store) -> ForgetRe
             wd.write(stage, kept)
             (wd.stages / f"{stage}.done").unlink(missing_ok=True)
         forget_keys(wd, stage, set(touched))
+    removed["threads"] = _scrub_exported_threads(wd.root / THREADS_FILE, str(user_id), ids)
     rules = store.forget_rules(user_id=str(user_id), log_ids=ids)
     store.compact()
     return ForgetReport(str(user_id), sorted(ids), removed, touched, rules)
+
+
+def _scrub_exported_threads(path: Path, user_id: str, ids: set[str]) -> int:
+    """Drop the user's records from `learn --threads`' copy of a checkpointer's threads (the work
+    directory's own file; the checkpointer's database is the app's, and is not touched)."""
+    if not path.exists():
+        return 0
+    lines = path.read_text(encoding="utf-8").splitlines()
+    kept = []
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            kept.append(line)  # not a record: nothing of the user's to find in it
+            continue
+        mine = isinstance(record, dict) and (str(record.get("user_id")) == user_id or record.get("id") in ids)
+        if not mine:
+            kept.append(line)
+    if len(kept) != len(lines):
+        atomic_write_text(path, "".join(line + "\n" for line in kept))
+    return len(lines) - len(kept)
