@@ -1016,11 +1016,11 @@ class UnoChatModel(BaseChatModel):
                 if not self._refresh(jobs):
                     raise
 
-    def _pieces(self, job: _Job) -> Iterator[str | _Row]:
+    def _pieces(self, job: _Job, cancel: threading.Event) -> Iterator[str | _Row]:
         """`engine.stream` for `job` (text pieces, then the row), re-pointed like `_rows` when its adapter
-        was replaced before the first piece. Closing it stops the generation."""
+        was replaced before the first piece. Setting `cancel` or closing it stops the generation; the
+        caller sets `cancel` itself too, since a generator cannot be closed while another thread runs it."""
         while True:
-            cancel = threading.Event()
             pieces = self._engine.stream(job.ids, job.internal, job.params, job.stops, cancel)
             try:
                 first = next(pieces, None)
@@ -1028,6 +1028,7 @@ class UnoChatModel(BaseChatModel):
                     first = next(pieces, None)
             except AdapterNotFoundError:
                 pieces.close()
+                cancel.clear()  # an engine sets it when its stream is closed; the retry starts afresh
                 if self._refresh([job]):
                     continue
                 raise
@@ -1062,7 +1063,8 @@ class UnoChatModel(BaseChatModel):
             yield chunk
             return
 
-        pieces = self._pieces(job)
+        cancel = threading.Event()
+        pieces = self._pieces(job, cancel)
         # With tools bound, text that may open a tool call is held back for the last chunk, which then
         # carries the rest of the text and the parsed calls as tool_call_chunks (uno_graph.tool_calls).
         prefix = job.tools.prefix if job.tools is not None else ""
@@ -1101,7 +1103,8 @@ class UnoChatModel(BaseChatModel):
                 run_manager.on_llm_new_token(rest, chunk=chunk)
             yield chunk
         finally:
-            pieces.close()  # stops generation early if the consumer went away
+            cancel.set()  # stops generation early if the consumer went away
+            pieces.close()
 
     async def _agenerate(self, messages: list[BaseMessage], stop: list[str] | None = None,
                          run_manager: AsyncCallbackManagerForLLMRun | None = None, **kwargs: Any) -> ChatResult:
