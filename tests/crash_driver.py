@@ -9,7 +9,9 @@ which teacher calls a rerun made again.
 `UNO_GRAPH_TEST_KILL=<point>:<n>` makes the process SIGKILL itself at the n-th occurrence of a point,
 so a kill lands at an exact place instead of wherever a timer happens to fire:
 
-* `distill` / `verify`: right after the n-th record of that stage is durably appended;
+* `distill` / `verify` / `gap`: right after the n-th record of that stage is durably appended;
+* `cluster`: after the n-th write of the cluster table into Chroma (rows pending), before
+  `clusters.jsonl` is written;
 * `fit`: right after the n-th adapter training (a validation fold or a final fit) returns, while
   its cluster is still being validated;
 * `publish-tmp`: in the n-th publish, once the new version is complete in its hidden temp folder,
@@ -87,7 +89,7 @@ def install_kill(spec: str) -> None:
         if seen[0] == target:
             _die()
 
-    if point in ("distill", "verify"):
+    if point in ("distill", "verify", "gap"):
         from uno_graph import workdir
 
         write = workdir.JsonlAppender.write
@@ -98,6 +100,10 @@ def install_kill(spec: str) -> None:
                 tick()
 
         workdir.JsonlAppender.write = counted_write
+    elif point == "cluster":
+        from uno_graph import pipeline
+
+        count_after(pipeline, "_store_clusters", tick)
     elif point == "fit":
         from uno_graph.adapters import train
 

@@ -36,6 +36,8 @@ TOPICS = {
 KILLS = {
     "mid-distill": "distill:8",
     "mid-verify": "verify:8",
+    "mid-cluster": "cluster:1",
+    "mid-gap": "gap:1",
     "mid-training": "fit:4",
     "publish-before-rename": "publish-tmp:2",
     "publish-between-renames": "publish-renamed:2",
