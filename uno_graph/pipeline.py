@@ -346,7 +346,8 @@ def _cluster(run: _Run, rows, pairs, store) -> list[dict[str, Any]]:
     stage = "clusters"
     cfg = run.config
     population = [r for r in rows if r["rules"] or r["rule_source"] == "satisfied" or r.get("edited")]
-    inputs = fingerprint([(r["id"], r["rules"]) for r in population], cfg.embedder,
+    inputs = fingerprint([(r["id"], r["rules"], *([r.get("user_id")] if cfg.user_scope else [])) for r in population],
+                         cfg.embedder,
                          cfg.cluster_on, cfg.cluster_threshold, cfg.min_cluster_size, cfg.route_margin,
                          cfg.merge_similarity, cfg.join_similarity, *(["user_scope"] if cfg.user_scope else []))
     settings = incremental.cluster_settings(cfg)
