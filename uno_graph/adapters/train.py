@@ -295,29 +295,31 @@ def _score_labelled_positions_only(model: Any, outputs: tuple[str, ...]) -> None
     model._uno_compact_lm_head = True
 
 
-def _dpo_trainer_class():
-    """`trl.DPOTrainer` with one override: the compact LM head is installed before the reference
-    log-probs are precomputed (TRL installs its own head, then precomputes, inside `__init__`)."""
-    from trl import DPOTrainer
+def _reference_trainer(trainer_class: type, head_outputs: tuple[str, ...], job: TrainJob, config: Any,
+                       rows: list[dict[str, Any]], collator: Any):
+    """A trainer with a fixed reference — the base with the adapter disabled, its log-probs precomputed
+    once (DPO, KTO) — on `rows`, with the compact LM head. `trainer_class` gets one override: the
+    compact head is installed before the reference log-probs are precomputed (TRL installs its own
+    head, then precomputes, inside `__init__`)."""
+    from datasets import Dataset
 
-    class CompactHeadDPOTrainer(DPOTrainer):
+    class CompactHead(trainer_class):
         def _precompute_ref_logps(self, dataset, name, batch_size):
-            _score_labelled_positions_only(self.model.get_base_model(), _DPO_HEAD_OUTPUTS)
+            _score_labelled_positions_only(self.model.get_base_model(), head_outputs)
             return super()._precompute_ref_logps(dataset, name, batch_size)
 
-    return CompactHeadDPOTrainer
-
-
-def _kto_trainer_class():
-    """`trl.KTOTrainer` with the same override as `_dpo_trainer_class`."""
-    from trl import KTOTrainer
-
-    class CompactHeadKTOTrainer(KTOTrainer):
-        def _precompute_ref_logps(self, dataset, name, batch_size):
-            _score_labelled_positions_only(self.model.get_base_model(), _KTO_HEAD_OUTPUTS)
-            return super()._precompute_ref_logps(dataset, name, batch_size)
-
-    return CompactHeadKTOTrainer
+    trainer = CompactHead(
+        model=job.model,
+        ref_model=None,  # with peft_config: reference = the base with the adapter disabled
+        args=config,
+        train_dataset=Dataset.from_list(rows),
+        processing_class=job.tokenizer,
+        peft_config=job.peft_config,
+        callbacks=job.callbacks,
+        data_collator=_TruncatingCollator(collator, job.settings),
+    )
+    _score_labelled_positions_only(trainer.model.get_base_model(), head_outputs)  # no-op if precomputed
+    return trainer
 
 
 # -- objectives: (TrainJob) -> a ready-to-train TRL trainer ----------------------------------------
@@ -358,7 +360,6 @@ def _dpo_trainer(job: TrainJob, loss_type: list[str], loss_weights: list[float])
     The reference model is the base model itself (adapter disabled), its log-probs precomputed once.
     """
     trl = require("trl", "train")
-    from datasets import Dataset
     from trl.trainer.dpo_trainer import DataCollatorForPreference
 
     rows = [
@@ -379,18 +380,8 @@ def _dpo_trainer(job: TrainJob, loss_type: list[str], loss_weights: list[float])
         precompute_ref_batch_size=max(16, 4 * s.batch_size),
         disable_dropout=False,  # keep LoraSettings.dropout (the paper's 0.05); the base has no dropout
     )
-    trainer = _dpo_trainer_class()(
-        model=job.model,
-        ref_model=None,  # with peft_config: reference = the base with the adapter disabled
-        args=config,
-        train_dataset=Dataset.from_list(rows),
-        processing_class=job.tokenizer,
-        peft_config=job.peft_config,
-        callbacks=job.callbacks,
-        data_collator=_TruncatingCollator(DataCollatorForPreference(pad_token_id=job.tokenizer.pad_token_id), s),
-    )
-    _score_labelled_positions_only(trainer.model.get_base_model(), _DPO_HEAD_OUTPUTS)  # no-op if precomputed
-    return trainer
+    return _reference_trainer(trl.DPOTrainer, _DPO_HEAD_OUTPUTS, job, config, rows,
+                              DataCollatorForPreference(pad_token_id=job.tokenizer.pad_token_id))
 
 
 def _train_sft(job: TrainJob):
@@ -436,7 +427,6 @@ def _train_kto(job: TrainJob):
     import random
 
     trl = require("trl", "train")
-    from datasets import Dataset
     from trl.trainer.kto_trainer import DataCollatorForUnpairedPreference
 
     rows = []
@@ -466,20 +456,8 @@ def _train_kto(job: TrainJob):
         precompute_ref_batch_size=max(16, 4 * s.batch_size),
         disable_dropout=False,  # keep LoraSettings.dropout, as for DPO
     )
-    trainer = _kto_trainer_class()(
-        model=job.model,
-        ref_model=None,  # with peft_config: reference = the base with the adapter disabled
-        args=config,
-        train_dataset=Dataset.from_list(rows),
-        processing_class=job.tokenizer,
-        peft_config=job.peft_config,
-        callbacks=job.callbacks,
-        data_collator=_TruncatingCollator(
-            DataCollatorForUnpairedPreference(pad_token_id=job.tokenizer.pad_token_id), s
-        ),
-    )
-    _score_labelled_positions_only(trainer.model.get_base_model(), _KTO_HEAD_OUTPUTS)  # no-op if precomputed
-    return trainer
+    return _reference_trainer(trl.KTOTrainer, _KTO_HEAD_OUTPUTS, job, config, rows,
+                              DataCollatorForUnpairedPreference(pad_token_id=job.tokenizer.pad_token_id))
 
 
 OBJECTIVES: dict[str, Callable[[TrainJob], Any]] = {
