@@ -366,10 +366,16 @@ def _cluster(run: _Run, rows, pairs, store) -> list[dict[str, Any]]:
         extend = extend and not cfg.user_scope  # per-user clusters are made again, ids kept by overlap
         attached = 0
         owners: dict[str, str | None] = {}
-        if cfg.user_scope:
-            found = []
+        if extend:
+            found, attached = incremental.extend_clusters(
+                before, ids, qv, rv, rules, cfg.cluster_threshold, margin=cfg.route_margin,
+                route_threshold=cfg.route_threshold, merge_similarity=cfg.merge_similarity,
+                min_size=cfg.min_cluster_size, join_similarity=cfg.join_similarity, on=cfg.cluster_on)
+        else:  # with `user_scope` each user's logs are clustered on their own; else all logs are one group
+            groups = _by_owner(population) if cfg.user_scope else {None: list(range(len(population)))}
             previous = {c["id"]: c["members"] for c in before}
-            for owner, idx in _by_owner(population).items():
+            found = []
+            for owner, idx in groups.items():
                 part = cluster_logs([ids[i] for i in idx], qv[idx], rv[idx], [rules[i] for i in idx],
                                     cfg.cluster_threshold, previous,
                                     margin=cfg.route_margin, merge_similarity=cfg.merge_similarity,
@@ -379,16 +385,7 @@ def _cluster(run: _Run, rows, pairs, store) -> list[dict[str, Any]]:
                 found += part
                 for c in part:  # an id one user's cluster took is not given to another's
                     previous.pop(c.id, None)
-            found.sort(key=lambda c: (-c.size, c.members[0]))
-        elif extend:
-            found, attached = incremental.extend_clusters(
-                before, ids, qv, rv, rules, cfg.cluster_threshold, margin=cfg.route_margin,
-                route_threshold=cfg.route_threshold, merge_similarity=cfg.merge_similarity,
-                min_size=cfg.min_cluster_size, join_similarity=cfg.join_similarity, on=cfg.cluster_on)
-        else:
-            found = cluster_logs(ids, qv, rv, rules, cfg.cluster_threshold, {c["id"]: c["members"] for c in before},
-                                 margin=cfg.route_margin, merge_similarity=cfg.merge_similarity,
-                                 min_size=cfg.min_cluster_size, join_similarity=cfg.join_similarity, on=cfg.cluster_on)
+            found.sort(key=lambda c: (-c.size, c.members[0]))  # as cluster_logs orders one group's
         by_id = {r["id"]: r for r in population}
         pair_by_id = {p["id"]: p for p in pairs}
         out = []
