@@ -66,9 +66,6 @@ def cmd_learn(args: argparse.Namespace) -> int:
     return 0
 
 
-THREADS_LOG = THREADS_FILE  # `forget` scrubs the user's records from it too (scope.py)
-
-
 def _threads_as_logs(databases: list[str], workdir: str) -> Path:
     """The threads of SqliteSaver files, exported to `<workdir>/threads.jsonl` and learned like a log file.
 
@@ -77,7 +74,7 @@ def _threads_as_logs(databases: list[str], workdir: str) -> Path:
     from uno_graph.capture.threads import read_threads, thread_count, write_records
 
     per_db = [read_threads(db) for db in databases]
-    path = Path(workdir) / THREADS_LOG
+    path = Path(workdir) / THREADS_FILE  # `forget` scrubs the user's records from it too (scope.py)
     count = write_records([r for records in per_db for r in records], path)
     print(f"threads: {count} log(s) from {sum(thread_count(r) for r in per_db)} thread(s) of "
           f"{', '.join(databases)}, written to {path}")

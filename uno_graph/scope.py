@@ -37,7 +37,7 @@ from uno_graph.workdir import Workdir, atomic_write_text
 from uno_graph.workdir_lock import writer_lock
 
 FORGOTTEN_FILE = "forgotten.json"
-THREADS_FILE = "threads.jsonl"  # `learn --threads` exports a checkpointer's threads here (cli.THREADS_LOG)
+THREADS_FILE = "threads.jsonl"  # `learn --threads` exports a checkpointer's threads here (cli._threads_as_logs)
 PER_LOG_STAGES = ("distill", "verify", "pairs")
 PER_CLUSTER_STAGES = ("gap", "train")
 
