@@ -143,6 +143,9 @@ class UnoConfig:
     # DPO step on CPU), "dpo_sft", the paper's DPO (sigmoid) + SFT mix (weights in TrainSettings), or one of
     # the other EXPERT_OBJECTIVES (edit_sft, edit_dpo, early_ensemble, kto; adapters/train.py)
     expert_objective: str = "sft"
+    # late ensemble (uno_graph.learners): how serving picks among a cluster's Expert variants, learning
+    # from feedback — "thompson" (Thompson sampling) or "ucb" (Bayes-UCB); needs the `bandit` extra
+    ensemble_policy: str = "thompson"
     # the Expert learns from the answers users changed (edits, verified revisions); approved answers
     # join its training data only when True (adapters/validate.py, ClusterData.train_on_approvals)
     train_on_approvals: bool = False
@@ -181,6 +184,7 @@ class UnoConfig:
             ("teacher_max_new_tokens", self.teacher_max_new_tokens, self.teacher_max_new_tokens > 0, "a positive integer"),
             ("judge_max_new_tokens", self.judge_max_new_tokens, self.judge_max_new_tokens > 0, "a positive integer"),
             ("expert_objective", self.expert_objective, self.expert_objective in EXPERT_OBJECTIVES, f"one of {list(EXPERT_OBJECTIVES)}"),
+            ("ensemble_policy", self.ensemble_policy, self.ensemble_policy in ("thompson", "ucb"), "'thompson' or 'ucb'"),
             ("budget_margin", self.budget_margin, self.budget_margin >= 1, "a number >= 1"),
             ("max_user_share", self.max_user_share, 0 < self.max_user_share <= 1, "a share in (0, 1]; 1.0 = no cap"),
             ("lora.r", self.lora.r, self.lora.r > 0, "a positive integer"),

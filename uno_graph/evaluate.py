@@ -235,7 +235,8 @@ class SystemRunner:
     def _uno(self, items: Sequence[TestItem], mode: str) -> list[Answer]:
         start = time.perf_counter()
         by_user = True if mode == "uno_user" else None  # None: as the work directory's config says
-        decisions: list[RouteDecision] = [self.router.route(item.query, item.user_id, by_user=by_user) for item in items]
+        decisions: list[RouteDecision] = [self.router.route(item.query, item.user_id, by_user=by_user, explore=False)
+                                          for item in items]
         route_s = (time.perf_counter() - start) / len(items)
         answers = [Answer("", d.route, d.cluster_id, d.adapter, latency_s=route_s) for d in decisions]
         expert = [i for i, d in enumerate(decisions) if d.route == "expert"]

@@ -24,6 +24,11 @@ model's, or on UNO's Critic path the revision's); the Critic path's draft and cr
 With ``recorder=`` (`uno_graph.capture`), every answer is recorded as a log in the README's format,
 the user's next turn in the thread is appended as its follow-up, and the answer carries its log id
 (``response_metadata["uno_log_id"]``) for `feedback`.
+
+Late ensemble: when the cluster table lists several Expert variants for a cluster, `UnoSystem`
+attaches a `uno_graph.learners.LateEnsemble` (state in ``<workdir>/ensemble.json``) to its router,
+which then draws the variant of each request; feedback given through the recorder passed to
+`UnoSystem.graph` (``recorder.feedback(log_id, ...)``) updates the drawn variant's arm.
 """
 
 from __future__ import annotations
@@ -185,6 +190,7 @@ class UnoSystem:
     served: dict[str, tuple[str, Path]] = field(default_factory=dict)  # adapter name -> (role, path) routed to
     served_stamp: str | None = None  # `stamp` of the table being served
     lazy_adapters: bool = False  # register adapters (files checked) and load their weights on first use
+    ensemble: Any = None  # the late ensemble (`LateEnsemble`), once the table lists a cluster with several variants
     _retired: dict[str, str] = field(default_factory=dict, repr=False)  # adapter name -> role, unloaded next reload
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -227,6 +233,7 @@ class UnoSystem:
         step_models(model, models)
         router = Router(store, embedder or shared_embedder(config.embedder), config)
         system = cls(root, config, model, store, router, models, lazy_adapters=lazy_adapters)
+        system.use_ensemble(router.table)  # first: a missing `bandit` extra fails before any adapter loads
         system.served = system._load_adapters(router.table)
         system.served_stamp = system.stamp(router.table)
         return system
@@ -236,9 +243,36 @@ class UnoSystem:
         return step_models(self.model, self.models)[step]
 
     def graph(self, mode: str = "uno", *, recorder: Any = None):
-        """The compiled graph (no checkpointer); `recorder` records every answer (see `build_graph`)."""
+        """The compiled graph (no checkpointer); `recorder` records every answer (see `build_graph`), and
+        feedback given through it (`recorder.feedback`) reaches the late ensemble (`on_feedback`)."""
+        recorder = as_recorder(recorder)
+        if recorder is not None:
+            recorder.add_feedback_listener(self.on_feedback)
         return build_graph(self.model, self.router, mode, models=self.models,
                            recorder=recorder).compile(name=f"uno-{mode}")
+
+    # -- the late ensemble --------------------------------------------------------------------------
+
+    def use_ensemble(self, table: RouteTable) -> None:
+        """Let the router choose among the Expert variants `table` lists, through the work directory's
+        late ensemble (opened on the first table that has variants), and drop the counts of arms the
+        table no longer offers (a retrained variant is a new arm). Without variants nothing changes."""
+        from uno_graph.learners import ENSEMBLE_FILE, LateEnsemble
+
+        arms = table.arms()
+        if self.ensemble is None and not arms:
+            return
+        if self.ensemble is None:
+            self.ensemble = LateEnsemble(self.root / ENSEMBLE_FILE, policy=self.config.ensemble_policy)
+        dropped = self.ensemble.prune(arms)
+        if dropped:
+            log.info("late ensemble: dropped the counts of arms no longer served: %s", dropped)
+        self.router.ensemble = self.ensemble
+
+    def on_feedback(self, record: dict[str, Any], fields: dict[str, Any]) -> None:
+        """A `Recorder` feedback listener: feedback on an answer the late ensemble chose updates its arm."""
+        if self.ensemble is not None:
+            self.ensemble.on_feedback(record, fields)
 
     # -- picking up new adapters ------------------------------------------------------------------
 
@@ -273,6 +307,7 @@ class UnoSystem:
                 served = self._load_adapters(table)
             except ArtifactError as exc:
                 raise ArtifactError(f"reload refused, the previous table keeps serving: {exc}") from exc
+            self.use_ensemble(table)
             self.router.use(table)
             previous, self.served, self.served_stamp = self.served, served, self.stamp(table)
             for name, role in self._retired.items():

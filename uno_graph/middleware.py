@@ -106,6 +106,8 @@ def _tag(message: AIMessage, decision: RouteDecision, *, route: str, adapter: st
          content: Any = None, usage: dict[str, int] | None = None) -> AIMessage:
     meta = {**(message.response_metadata or {}), "uno_route": route, "uno_cluster": decision.cluster_id,
             "uno_adapter": adapter, "uno_distance": decision.distance, "uno_calls": calls}
+    if route == "expert" and decision.arm:  # the late ensemble's arm (see uno_graph.learners)
+        meta["uno_arm"] = decision.arm
     update: dict[str, Any] = {"response_metadata": meta}
     if content is not None:
         update["content"] = content
@@ -157,6 +159,9 @@ class UnoMiddleware(AgentMiddleware):
         from uno_graph.graph import UnoSystem
 
         system = UnoSystem.load(workdir, **load_kwargs)
+        recorder = as_recorder(recorder)
+        if recorder is not None:  # feedback on recorded answers teaches the late ensemble (if the table has one)
+            recorder.add_feedback_listener(system.on_feedback)
         return cls(system.router, model=system.model, mode=mode, recorder=recorder)
 
     @property
@@ -230,7 +235,7 @@ class UnoMiddleware(AgentMiddleware):
         log_id = self.recorder.record_turn(
             request.messages, answer, user_id=user_id, thread_id=thread_id, source="agent",
             metadata={"route": meta["uno_route"], "cluster": meta.get("uno_cluster"),
-                      "adapter": meta.get("uno_adapter")})
+                      "adapter": meta.get("uno_adapter"), **({"arm": meta["uno_arm"]} if meta.get("uno_arm") else {})})
         if log_id is None:
             return result
         messages = list(response.result)

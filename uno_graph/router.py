@@ -18,6 +18,13 @@ router is built and swapped whole by `use` (see `UnoSystem.reload`). While `uno-
 the table (clusters marked pending, routes set as adapters are published), a serving process keeps
 routing by the snapshot whose adapters it has loaded; a table of a few hundred centroids is searched
 exactly with numpy in microseconds, without a round trip to a Chroma server.
+
+Late ensemble: an Expert cluster's row may list several variants (`variants`: a JSON object of
+learner → adapter path, written by `learn` with several `expert_learners`). With two or more and a
+`LateEnsemble` attached (`Router(..., ensemble=...)`, done by `UnoSystem`), each request's variant
+is chosen by the ensemble's bandit and the decision names it (`RouteDecision.arm`, the variant's
+adapter path, which the recorder stores so feedback can reach the arm). Without an ensemble, or
+with one variant, the row's `adapter` (the variant that validated best) answers, as before variants.
 """
 
 from __future__ import annotations
@@ -43,6 +50,18 @@ class RouteDecision:
     distance: float | None
     adapter: str | None  # adapter name loaded in the chat model (= cluster_id/role)
     max_new_tokens: int | None = None  # the Expert's answer budget (uno_graph.budget); None = the model's
+    arm: str | None = None  # late ensemble: the chosen variant's adapter path (None: no choice was made)
+    learner: str | None = None  # late ensemble: the chosen variant's learner (training objective)
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One Expert variant of a cluster: the learner that trained it, its adapter path (relative to the
+    work directory) and the adapter name the chat model serves it under."""
+
+    learner: str
+    adapter: str
+    name: str
 
 
 @dataclass(frozen=True)
@@ -63,9 +82,18 @@ class RouteTable:
         return int(self.centroids.shape[1]) if self.ids else None
 
     def adapters(self) -> dict[str, tuple[str, str]]:
-        """Adapter name -> (role, adapter path relative to the work directory) for every routed cluster."""
-        return {adapter_name(row["id"], row["route"]): (row["route"], str(row["adapter"]))
-                for row in self.rows if row.get("route") in ROUTED and row.get("adapter")}
+        """Adapter name -> (role, adapter path relative to the work directory) for every routed cluster,
+        each Expert variant of a late-ensemble cluster included."""
+        found = {adapter_name(row["id"], row["route"]): (row["route"], str(row["adapter"]))
+                 for row in self.rows if row.get("route") in ROUTED and row.get("adapter")}
+        for row in self.rows:
+            found.update({v.name: ("expert", v.adapter) for v in variants_of(row)})
+        return found
+
+    def arms(self) -> dict[str, tuple[str, ...]]:
+        """Cluster id -> the adapter paths of its Expert variants, for clusters with two or more (the
+        late ensemble's arms)."""
+        return {row["id"]: tuple(v.adapter for v in found) for row in self.rows if (found := variants_of(row))}
 
     def pending(self) -> list[str]:
         """Clusters a `learn` run has (re)created but not finished (their route is not final yet)."""
@@ -106,6 +134,28 @@ def users_of(row: dict[str, Any]) -> frozenset[str]:
         return frozenset()
 
 
+def variants_of(row: dict[str, Any]) -> tuple[Variant, ...]:
+    """The Expert variants of a routed Expert cluster's row when it lists two or more (else none: the
+    row's `adapter` answers alone). The variant whose path is the row's `adapter` keeps the plain
+    adapter name (``c3/expert``, loaded once); the others are ``c3/expert@<learner>``."""
+    raw = row.get("variants")
+    if not raw or row.get("route") != "expert" or not row.get("adapter"):
+        return ()
+    try:
+        listed = json.loads(raw)
+        if not isinstance(listed, dict) or not all(isinstance(k, str) and isinstance(v, str) and k and v
+                                                   for k, v in listed.items()):
+            raise ValueError("not an object of learner -> adapter path")
+    except (TypeError, ValueError) as exc:
+        raise ArtifactError(f"cluster {row['id']!r} has invalid variants {raw!r} ({exc}); rerun `uno-graph learn` "
+                            "to rewrite its row") from exc
+    if len(listed) < 2:
+        return ()
+    primary = str(row["adapter"])
+    return tuple(Variant(learner, path, adapter_name(row["id"], "expert") if path == primary
+                         else variant_name(row["id"], learner)) for learner, path in sorted(listed.items()))
+
+
 class Router:
     """Routes a query by the current `RouteTable` (read from `store` at construction).
 
@@ -115,8 +165,9 @@ class Router:
         'c3/expert'
     """
 
-    def __init__(self, store: UnoStore, embedder, config: UnoConfig) -> None:
+    def __init__(self, store: UnoStore, embedder, config: UnoConfig, *, ensemble: Any = None) -> None:
         self.store, self.embedder, self.config = store, embedder, config
+        self.ensemble = ensemble  # a `uno_graph.learners.LateEnsemble` choosing among a cluster's variants
         self.table = self.read_table()
 
     def read_table(self) -> RouteTable:
@@ -137,9 +188,11 @@ class Router:
         cluster's radius × `route_margin`."""
         return self.config.route_threshold or float(row.get("radius", 0.0)) * self.config.route_margin
 
-    def route(self, query: str, user_id: str | None = None, *, by_user: bool | None = None) -> RouteDecision:
+    def route(self, query: str, user_id: str | None = None, *, by_user: bool | None = None,
+              explore: bool = True) -> RouteDecision:
         """The route of `query`; `user_id` counts only with `by_user` (default: the config's
-        `route_by_user`) on, see the module."""
+        `route_by_user`) on, see the module. `explore=False` makes the late ensemble serve its best
+        variant so far instead of drawing one (an evaluation must compare, not explore)."""
         vector = self.embedder.encode([query])[0]
         by_user = (self.config.route_by_user if by_user is None else by_user) and user_id is not None
         viewer = None if user_id is None else str(user_id)
@@ -155,8 +208,20 @@ class Router:
         if distance > reach or route not in ROUTED or not row.get("adapter"):
             return RouteDecision("base", row["id"] if distance <= reach else None, distance, None)
         budget = int(row.get("max_new_tokens") or 0) if route == "expert" else 0
+        variants = variants_of(row) if self.ensemble is not None else ()
+        if variants:
+            paths = [v.adapter for v in variants]
+            arm = self.ensemble.choose(row["id"], paths) if explore else self.ensemble.best(row["id"], paths)
+            chosen = next(v for v in variants if v.adapter == arm)
+            return RouteDecision(route, row["id"], distance, chosen.name, budget or None, arm=chosen.adapter,
+                                 learner=chosen.learner)
         return RouteDecision(route, row["id"], distance, adapter_name(row["id"], route), budget or None)
 
 
 def adapter_name(cluster_id: str, role: str) -> str:
     return f"{cluster_id}/{role}"
+
+
+def variant_name(cluster_id: str, learner: str) -> str:
+    """The adapter name of a cluster's Expert variant trained by `learner` (``c3/expert@kto``)."""
+    return f"{cluster_id}/expert@{learner}"

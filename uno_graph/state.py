@@ -24,6 +24,7 @@ class UnoState(MessagesIO, total=False):
     cluster_id: str | None
     distance: float | None
     adapter: str | None
+    arm: str | None  # late ensemble: the chosen variant's adapter path (absent when no choice was made)
     budget: int | None  # the Expert's answer budget in tokens (None: the model's own)
     rules_prompt: str | None  # mode rules_in_context: the system prompt carrying the nearest clusters' rules
     draft: str

@@ -26,6 +26,11 @@ after an answer is generated. It does two things:
 A store that fails is logged as a warning and `None` is returned: an answer is never lost or
 delayed beyond its appends for the sake of its log. `feedback()` on the other hand raises, since it
 is an explicit request whose caller must know it failed.
+
+Feedback listeners (`add_feedback_listener`) hear of each feedback stored through this recorder,
+with the record as it was before it: the late ensemble (`uno_graph.learners.LateEnsemble.on_feedback`)
+learns that way which Expert variant users prefer. A listener that fails is logged; the feedback
+itself is stored already and stays stored.
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ import logging
 import threading
 import uuid
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +51,8 @@ from uno_graph.capture.store import JsonlLogStore, LogStore, export, now
 from uno_graph.errors import ConfigError
 
 log = logging.getLogger(__name__)
+
+FeedbackListener = Callable[[dict[str, Any], dict[str, Any]], None]  # (record before the feedback, fields stored)
 
 
 def new_log_id() -> str:
@@ -128,6 +135,8 @@ class Recorder:
         self._threads = _LRU(max_threads)  # (user_id, thread_id) -> latest log id
         self._answers = _LRU(max_threads)  # digest of (user_id, answer text) -> log id
         self.failures = 0  # writes that failed (each logged as a warning)
+        self._listeners: list[FeedbackListener] = []
+        self._feedback_lock = threading.Lock()  # a listener sees each log's feedback in the order it was stored
 
     def __repr__(self) -> str:
         return f"Recorder({self.store!r})"
@@ -193,12 +202,45 @@ class Recorder:
         self._answers.put(key, "" if known is not None and known != log_id else log_id)
         return log_id
 
-    # -- feedback and reading (raise on bad input) -----------------------------------------------
+    # -- feedback (raises on bad input) ---------------------------------------------------------
 
     def feedback(self, log_id: str, *, rating: float | None = None, edited_response: str | None = None,
                  comment: str | None = None) -> dict[str, Any]:
-        """Attach feedback to a recorded answer (see `uno_graph.capture.feedback.feedback`)."""
-        return _feedback(self.store, log_id, rating=rating, edited_response=edited_response, comment=comment)
+        """Attach feedback to a recorded answer (see `uno_graph.capture.feedback.feedback`), then tell
+        the feedback listeners."""
+        if not self._listeners:
+            return _feedback(self.store, log_id, rating=rating, edited_response=edited_response, comment=comment)
+        with self._feedback_lock:
+            before = self._before(log_id)  # read first: listeners need the feedback as it was
+            fields = _feedback(self.store, log_id, rating=rating, edited_response=edited_response, comment=comment)
+            for listener in list(self._listeners) if before is not None else ():
+                try:
+                    listener(before, dict(fields))
+                except Exception as exc:
+                    log.warning("feedback listener %r failed on %s (%s: %s); the feedback is stored", listener, log_id,
+                                type(exc).__name__, exc)
+            return fields
+
+    def add_feedback_listener(self, listener: FeedbackListener) -> None:
+        """Call `listener(record_before, fields)` after each feedback this recorder stores (once per
+        listener, however often it is added)."""
+        if listener not in self._listeners:
+            self._listeners.append(listener)
+
+    def remove_feedback_listener(self, listener: FeedbackListener) -> None:
+        if listener in self._listeners:
+            self._listeners.remove(listener)
+
+    def _before(self, log_id: Any) -> dict[str, Any] | None:
+        """The stored record, or None (no such record, or an id the store cannot look up: `feedback`
+        then raises the error that names the fix)."""
+        try:
+            record = self.store.get(log_id) if isinstance(log_id, str) else None
+        except Exception:
+            return None
+        return None if record is None else dict(record)
+
+    # -- reading ---------------------------------------------------------------------------------
 
     def records(self) -> list[dict[str, Any]]:
         """The store's records in the log format."""
@@ -247,4 +289,4 @@ def as_recorder(value: Any) -> Recorder | None:
                       "a LangGraph BaseStore, or the path of a JSONL event file")
 
 
-__all__ = ["Recorder", "as_recorder", "new_log_id", "run_ids", "split_turn"]
+__all__ = ["FeedbackListener", "Recorder", "as_recorder", "new_log_id", "run_ids", "split_turn"]

@@ -52,12 +52,15 @@ def spend(state: dict, reply: AIMessage) -> dict[str, int]:
 
 def final_message(text: str, state: dict, tokens: dict[str, int], *, route: str, adapter: str | None,
                   reply: AIMessage | None = None) -> AIMessage:
-    """The answer the graph emits, with route, cluster, adapter and the turn's token counts.
+    """The answer the graph emits, with route, cluster, adapter and the turn's token counts (and, when
+    the late ensemble chose the Expert variant, its arm as ``uno_arm``).
 
     `reply`: the model reply the answer came from; the answer takes its id (see the module's
     streaming rules), so it does not stream a second time after its tokens."""
     meta = {"uno_route": route, "uno_cluster": state.get("cluster_id"), "uno_adapter": adapter,
             "uno_distance": state.get("distance"), "uno_calls": tokens["calls"]}
+    if route == "expert" and state.get("arm"):
+        meta["uno_arm"] = state["arm"]
     usage = {"input_tokens": tokens["input_tokens"], "output_tokens": tokens["output_tokens"],
              "total_tokens": tokens["input_tokens"] + tokens["output_tokens"]}
     return AIMessage(content=text, id=reply.id if reply is not None else None, response_metadata=meta,

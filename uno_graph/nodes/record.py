@@ -3,7 +3,7 @@
 `with_followups(route, recorder)` wraps the route node: the user messages since the previous answer
 are appended to its log before the new query is routed (so a reaction is kept even if the answer
 then fails). `make_record(recorder)` is the last node: it records the answer with its route,
-cluster and adapter and rewrites the answer (same message id) with ``uno_log_id`` in its
+cluster and adapter (and the late ensemble's `arm` when it chose the variant) and rewrites the answer (same message id) with ``uno_log_id`` in its
 `response_metadata`; a ``{"uno_event": "recorded", "log_id": ...}`` custom stream event follows.
 The user id comes from `UnoContext.user_id` (or ``configurable.user_id``), the thread id from
 ``configurable.thread_id``. Neither node ever fails a run: a failing store is a logged warning.
@@ -39,10 +39,11 @@ def make_record(recorder: Recorder):
         answer = state["messages"][-1]
         meta = answer.response_metadata or {}
         user_id, thread_id = run_ids(runtime.context, config, runtime)
-        log_id = recorder.record_answer(
-            state["messages"][:-1], answer, user_id=user_id, thread_id=thread_id, source="graph",
-            metadata={"route": meta.get("uno_route"), "cluster": meta.get("uno_cluster"),
-                      "adapter": meta.get("uno_adapter")})
+        metadata = {"route": meta.get("uno_route"), "cluster": meta.get("uno_cluster"), "adapter": meta.get("uno_adapter")}
+        if meta.get("uno_arm"):  # the late ensemble's arm: feedback on this log updates it
+            metadata["arm"] = meta["uno_arm"]
+        log_id = recorder.record_answer(state["messages"][:-1], answer, user_id=user_id, thread_id=thread_id,
+                                        source="graph", metadata=metadata)
         if log_id is None:
             return {}
         get_stream_writer()({"uno_event": "recorded", "log_id": log_id})

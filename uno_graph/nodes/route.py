@@ -32,9 +32,13 @@ def make_route(router: Router, mode: str = "uno", rules: RulesInContext | None =
                     "tokens": {"input_tokens": 0, "output_tokens": 0, "calls": 0}}
         decision = router.route(last_query(state["messages"]), getattr(context, "user_id", None))
         update = {"route": decision.route, "cluster_id": decision.cluster_id, "distance": decision.distance,
-                  "adapter": decision.adapter, "budget": decision.max_new_tokens, "tokens": {"input_tokens": 0, "output_tokens": 0, "calls": 0}}
-        get_stream_writer()({"uno_event": "routed", "route": decision.route, "cluster_id": decision.cluster_id,
-                             "distance": decision.distance, "adapter": decision.adapter})
+                  "adapter": decision.adapter, "budget": decision.max_new_tokens, "arm": decision.arm,
+                  "tokens": {"input_tokens": 0, "output_tokens": 0, "calls": 0}}
+        event = {"uno_event": "routed", "route": decision.route, "cluster_id": decision.cluster_id,
+                 "distance": decision.distance, "adapter": decision.adapter}
+        if decision.arm is not None:  # late ensemble: which variant's arm was drawn
+            event["arm"] = decision.arm
+        get_stream_writer()(event)
         return update
 
     return route
