@@ -294,3 +294,49 @@ def test_simulated_users_move_the_ensemble_to_the_best_variant_after_exploring()
     assert early["sft"] > 0 and early["kto"] > 0
     regret = found["cumulative_regret"]
     assert regret["200"] - regret["100"] < regret["100"] - 0  # regret grows more slowly once it has settled
+
+
+# -- learn --learner: one Expert variant per learner, served by the ensemble (tiny random LM) --------------
+
+
+def test_learn_with_several_learners_publishes_variants_that_serving_draws_among(tmp_path, tiny_lm_dir):
+    from tests.fakes import RuleTeacher
+    from tests.test_pipeline import _config, _logs
+    from uno_graph import pipeline
+    from uno_graph.adapters.registry import list_adapters
+    from uno_graph.graph import UnoSystem
+
+    teacher = RuleTeacher(keyword_rules={"number": "Give numbered steps.", "sentence": "Answer in one sentence."},
+                          calls=[])
+    config = _config(tiny_lm_dir)
+    config.expert_learners = ("sft", "dpo_sft")
+    work = tmp_path / "work"
+    result = pipeline.learn([_logs(tmp_path / "logs.jsonl")], work, config, teacher=teacher, progress=False)
+    experts = [c for c in result.clusters if c["route"] == "expert"]
+    assert experts
+    rows = {json.loads(x)["cluster_id"]: json.loads(x) for x in (work / "stages" / "train.jsonl").read_text().splitlines()}
+    for c in experts:
+        row = rows[c["id"]]
+        assert row["learners"]["dpo_sft"]["accepted"]  # validated like the Expert (the bar is 0 here)
+        assert set(row["variants"]) == {"sft", "dpo_sft"} and row["variants"]["sft"] == row["adapter"]
+        manifest = json.loads((work / row["variants"]["dpo_sft"] / "manifest.json").read_text())
+        assert manifest["objective"] == "dpo_sft" and manifest["role"] == "expert@dpo_sft"
+    names = {f'{m["cluster_id"]}/{m["role"]}' for m in list_adapters(work / "adapters")}
+    assert {f'{c["id"]}/expert@dpo_sft' for c in experts} <= names
+
+    system = UnoSystem.load(work)
+    assert system.ensemble is not None and (work / ENSEMBLE_FILE).name == ENSEMBLE_FILE
+    cook = next(c for c in experts if c["topics"] == {"cook": 7})
+    assert system.router.table.arms()[cook["id"]] == tuple(rows[cook["id"]]["variants"][k] for k in ("dpo_sft", "sft"))
+    recorder = Recorder(JsonlLogStore(tmp_path / "events.jsonl"))
+    graph = system.graph(recorder=recorder)
+    seen = set()
+    for n in range(12):
+        answer = graph.invoke({"messages": [("user", f"How do I cook rice? ({n})")]})["messages"][-1]
+        meta = answer.response_metadata
+        assert meta["uno_cluster"] == cook["id"] and meta["uno_arm"] in rows[cook["id"]]["variants"].values()
+        seen.add(meta["uno_adapter"])
+        recorder.feedback(meta["uno_log_id"], rating=1 if meta["uno_adapter"].endswith("@dpo_sft") else -1)
+    assert seen == {f'{cook["id"]}/expert', f'{cook["id"]}/expert@dpo_sft'}
+    saved = json.loads((work / ENSEMBLE_FILE).read_text())["clusters"][cook["id"]]
+    assert sum(v["successes"] + v["failures"] for v in saved.values()) == 12

@@ -12,16 +12,32 @@ from pathlib import Path
 
 from uno_graph.config import DEFAULT_EMBEDDER, DEFAULT_MODEL, EXPERT_OBJECTIVES, TrainSettings, UnoConfig
 from uno_graph.engines.base import BACKENDS
-from uno_graph.errors import UnoGraphError
+from uno_graph.errors import ConfigError, UnoGraphError
 from uno_graph.scope import THREADS_FILE
 
 
+def _learners(args: argparse.Namespace) -> tuple[str, tuple[str, ...]]:
+    """(expert_objective, expert_learners) from `--expert-objective` and repeated `--learner`: with
+    learners, the Expert that decides the route is `--expert-objective` when it is one of them, else
+    the first learner given."""
+    learners = tuple(dict.fromkeys(getattr(args, "learner", None) or ()))
+    if not learners:
+        return args.expert_objective or UnoConfig.expert_objective, ()
+    if args.expert_objective is None:
+        return learners[0], learners
+    if args.expert_objective not in learners:
+        raise ConfigError(f"--expert-objective {args.expert_objective} is not among --learner {list(learners)}; "
+                          "add it as a --learner, or leave --expert-objective out (the first --learner decides the route)")
+    return args.expert_objective, learners
+
+
 def _config(args: argparse.Namespace) -> UnoConfig:
+    objective, learners = _learners(args)
     cfg = UnoConfig(base_model=args.base_model, embedder=args.embedder,
                     cluster_on=args.cluster_on, cluster_threshold=args.cluster_threshold, min_cluster_size=args.min_cluster_size,
                     gap_signal=args.gap_signal, gap_threshold=args.gap_threshold, win_rate_threshold=args.win_rate_threshold,
                     bleu_threshold=args.bleu_threshold, max_new_tokens=args.max_new_tokens,
-                    expert_objective=args.expert_objective, redact=not args.no_redact,
+                    expert_objective=objective, expert_learners=learners, redact=not args.no_redact,
                     max_user_share=args.max_user_share, route_by_user=args.route_by_user,
                     user_scope=args.user_scope)
     cfg.train = TrainSettings(**{**vars(cfg.train), "epochs": args.epochs, "batch_size": args.batch_size})
@@ -432,9 +448,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--win-rate-threshold", type=float, default=d.win_rate_threshold, help="paper: 0.53")
     p.add_argument("--bleu-threshold", type=float, default=d.bleu_threshold, help="paper: 0.05")
     p.add_argument("--epochs", type=int, default=d.train.epochs)
-    p.add_argument("--expert-objective", choices=EXPERT_OBJECTIVES, default=d.expert_objective,
+    p.add_argument("--expert-objective", choices=EXPERT_OBJECTIVES, default=None,
                    help="the Expert's loss: SFT on endorsed answers (sft = edit_sft), the paper's DPO + SFT "
-                        "(dpo_sft = early_ensemble), DPO alone on edits (edit_dpo), or KTO on ratings (kto)")
+                        "(dpo_sft = early_ensemble), DPO alone on edits (edit_dpo), or KTO on ratings (kto) "
+                        f"(default {d.expert_objective}, or the first --learner)")
+    p.add_argument("--learner", action="append", choices=EXPERT_OBJECTIVES, metavar="NAME",
+                   help="late ensemble: train an Expert variant with this objective too (repeat for several); each "
+                        "that beats base is published and serving picks among them by feedback (needs the bandit "
+                        f"extra to serve). Choices: {', '.join(EXPERT_OBJECTIVES)}")
     p.add_argument("--batch-size", type=int, default=d.train.batch_size, help="adapter training batch size")
     p.add_argument("--max-new-tokens", type=int, default=d.max_new_tokens)
     p.add_argument("--max-user-share", type=float, default=d.max_user_share,

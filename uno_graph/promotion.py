@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from uno_graph.adapters.registry import ROLES, adapter_path, load_manifest, validate_adapter
+from uno_graph.adapters.registry import ROLES, adapter_path, is_role, load_manifest, validate_adapter
 from uno_graph.adapters.versions import is_withdrawn, served_version, set_served, version_dirs, version_of
 from uno_graph.errors import ArtifactError, ConfigError
 from uno_graph.workdir import Workdir
@@ -194,8 +194,7 @@ def withdraw_forgotten(root: str | Path, routed: set[str], forgotten: set[str]) 
         return []
     withdrawn = []
     for cluster_dir in sorted(p for p in adapters.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        for role in ROLES:
-            role_dir = cluster_dir / role
+        for role_dir in sorted(p for p in cluster_dir.iterdir() if p.is_dir() and is_role(p.name)):  # variants too
             version = served_version(role_dir)
             if version is None:
                 continue

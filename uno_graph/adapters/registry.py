@@ -37,6 +37,19 @@ from uno_graph.errors import ArtifactError, ConfigError
 log = logging.getLogger(__name__)
 
 ROLES = ("expert", "critic")
+VARIANT_PREFIX = "expert@"  # a late-ensemble Expert variant's role: expert@<learner> (uno_graph.learners)
+
+
+def variant_role(learner: str) -> str:
+    """The role (and role directory) of the Expert variant trained by `learner` (``expert@kto``)."""
+    return f"{VARIANT_PREFIX}{learner}"
+
+
+def is_role(role: str) -> bool:
+    """Whether `role` names an adapter role: "expert", "critic", or an Expert variant ``expert@<objective>``."""
+    from uno_graph.config import EXPERT_OBJECTIVES
+
+    return role in ROLES or (role.startswith(VARIANT_PREFIX) and role[len(VARIANT_PREFIX):] in EXPERT_OBJECTIVES)
 MANIFEST = "manifest.json"
 ADAPTER_CONFIG = "adapter_config.json"
 _FIX = "rerun `uno-graph learn` on this work directory to rebuild it"
@@ -50,8 +63,9 @@ def package_version() -> str:
 
 def adapter_path(adapters_root: Path, cluster_id: str, role: str) -> Path:
     """Where the adapter of (cluster, role) lives; validates both names."""
-    if role not in ROLES:
-        raise ConfigError(f"adapter role {role!r} is invalid; allowed: {list(ROLES)}")
+    if not is_role(role):
+        raise ConfigError(f"adapter role {role!r} is invalid; allowed: {list(ROLES)} or expert@<objective> "
+                          "(a late-ensemble variant; objectives: UnoConfig's EXPERT_OBJECTIVES)")
     cluster_id = str(cluster_id)
     if not cluster_id or cluster_id.startswith(".") or "/" in cluster_id or "\\" in cluster_id:
         raise ConfigError(

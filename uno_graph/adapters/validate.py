@@ -272,6 +272,15 @@ class PathValidator:
         """Route for the cluster ("expert" | "critic" | "base") and the verdict of each path tried.
 
         `budget`: the Expert's answer budget in tokens (`uno_graph.budget`), None = the model's own."""
+        return self._run(cluster_id, data, (first, "critic" if first == "expert" else "expert"), budget)
+
+    def check_expert(self, cluster_id: str, data: ClusterData, budget: int | None = None) -> PathVerdict:
+        """The Expert path's verdict alone (no Critic fallback): how a late-ensemble variant trained
+        with this validator's `expert_objective` is held to the same bar as the cluster's Expert."""
+        return self._run(cluster_id, data, ("expert",), budget)[1][0]
+
+    def _run(self, cluster_id: str, data: ClusterData, roles: tuple[str, ...],
+             budget: int | None) -> tuple[str, list[PathVerdict]]:
         want: dict[str, Any] = {}
         if self.learned_judge:
             val, refusal, want = self._want_gate(data)
@@ -281,13 +290,14 @@ class PathValidator:
                 f"only {len(val)} judgeable log(s) (an answer the user endorsed that differs from the "
                 f"logged one); validation needs {self.min_judgeable}")
         if refusal:
-            return "base", [PathVerdict("expert", False, refusal, want=want), PathVerdict("critic", False, refusal, want=want)]
+            return "base", [PathVerdict(role, False, refusal, want=want) for role in ("expert", "critic")
+                            if role in roles or len(roles) > 1]
         learned_from = {p["id"] for p in data.judgeable} | ({p["id"] for p in data.negatives} if data.ratings else set())
         folds = make_folds([p["id"] for p in val], self.folds, self.seed, first=learned_from)
         base_texts, _ = self._answers([p["prompt"] for p in val], None)
         base = {p["id"]: t for p, t in zip(val, base_texts)}
         verdicts = []
-        for role in (first, "critic" if first == "expert" else "expert"):
+        for role in roles:
             verdict = self.validate(role, cluster_id, data, folds, base, budget if role == "expert" else None)
             verdict.want = want
             verdicts.append(verdict)
