@@ -340,3 +340,24 @@ def test_learn_with_several_learners_publishes_variants_that_serving_draws_among
     assert seen == {f'{cook["id"]}/expert', f'{cook["id"]}/expert@dpo_sft'}
     saved = json.loads((work / ENSEMBLE_FILE).read_text())["clusters"][cook["id"]]
     assert sum(v["successes"] + v["failures"] for v in saved.values()) == 12
+
+
+def test_one_learners_variants_serve_without_the_ensemble_for_evaluation(tmp_path):
+    from uno_graph.evaluate import SystemRunner, _parse_item, is_learner_system
+
+    store = _variant_store(tmp_path / "chroma")
+    router = Router(store, KeywordEmbedder(), UnoConfig(), ensemble=LateEnsemble(None, seed=0))
+    for learner in EGG_VARIANTS:
+        decision = router.route("boil an egg", learner=learner)
+        assert decision.learner == learner and decision.arm == EGG_VARIANTS[learner]
+    assert router.route("boil an egg", learner="edit_dpo").learner in EGG_VARIANTS  # no such variant: as uno
+    assert router.route("what is in paris", learner="kto").route == "critic"
+    assert is_learner_system("uno@kto") and not is_learner_system("uno@bogus") and not is_learner_system("base@kto")
+
+    from uno_graph.graph import UnoSystem
+
+    model = AdapterEcho(calls=[])
+    runner = SystemRunner(UnoSystem(tmp_path / "work", UnoConfig(), model, store, router))
+    item = _parse_item({"id": "q1", "query": "how to boil an egg"}, 1)
+    (answer,) = runner.answer("uno@kto", [item])
+    assert answer.text.startswith("[c-egg/expert@kto]") and answer.adapter == "c-egg/expert@kto"

@@ -14,6 +14,9 @@ Systems (``--systems``):
   the nearest of the clusters that user's logs are in), else by its query.
 * ``rules_in_context``: the paper's retrieval baseline: the rules of the query's nearest clusters
   go into a system prompt for the base model; no adapters.
+* ``uno@<learner>`` (e.g. ``uno@kto``): UNO whose Expert clusters answer with that learner's variant
+  where `learn --learner` published one (else as ``uno``): the learners compared on the same items.
+  Plain ``uno`` serves each late-ensemble cluster's best variant so far (no exploration).
 * ``topic_sft``: the naive baseline (`uno_graph.baselines`): one SFT LoRA per known topic, trained on
   that topic's edits, each item answered by its own topic's adapter (`metadata.topic`, an oracle).
 
@@ -44,6 +47,7 @@ from typing import Any
 
 from uno_graph import prompts
 from uno_graph.budget import end_at_sentence
+from uno_graph.config import EXPERT_OBJECTIVES
 from uno_graph.errors import ConfigError, LogFormatError
 from uno_graph.logs import LogProblem, _Bad, _messages_only
 from uno_graph.metrics import edit_distance, rouge_l
@@ -52,6 +56,12 @@ from uno_graph.rules_context import RULES_SYSTEM, RulesInContext  # noqa: F401 -
 from uno_graph.workdir import read_jsonl
 
 SYSTEMS = ("base", "uno", "uno_single", "rules_in_context", "topic_sft", "uno_user")
+
+
+def is_learner_system(name: str) -> bool:
+    """Whether `name` is ``uno@<learner>`` (UNO answering with one learner's Expert variants)."""
+    prefix, _, learner = name.partition("@")
+    return prefix == "uno" and learner in EXPERT_OBJECTIVES
 DEFAULT_SYSTEMS = SYSTEMS[:4]  # topic_sft needs `uno-graph baseline` first
 
 
@@ -235,8 +245,9 @@ class SystemRunner:
     def _uno(self, items: Sequence[TestItem], mode: str) -> list[Answer]:
         start = time.perf_counter()
         by_user = True if mode == "uno_user" else None  # None: as the work directory's config says
-        decisions: list[RouteDecision] = [self.router.route(item.query, item.user_id, by_user=by_user, explore=False)
-                                          for item in items]
+        learner = mode.partition("@")[2] or None  # uno@<learner>: that learner's Expert variants
+        decisions: list[RouteDecision] = [self.router.route(item.query, item.user_id, by_user=by_user, explore=False,
+                                                            learner=learner) for item in items]
         route_s = (time.perf_counter() - start) / len(items)
         answers = [Answer("", d.route, d.cluster_id, d.adapter, latency_s=route_s) for d in decisions]
         expert = [i for i, d in enumerate(decisions) if d.route == "expert"]
@@ -345,7 +356,7 @@ class SystemRunner:
             return self._base(items) if batched else [a for item in items for a in self._base([item])]
         if system_name in ("uno", "uno_single"):
             return self._uno(items, system_name) if batched else self._uno_graph(items, system_name)
-        if system_name == "uno_user":
+        if system_name == "uno_user" or is_learner_system(system_name):
             return self._uno(items, system_name)
         if system_name == "topic_sft":
             return self._topic_sft(items)
@@ -441,9 +452,10 @@ def evaluate(workdir: str | Path | None, testset: str | Path, out: str | Path, *
     """
     from tqdm.auto import tqdm
 
-    unknown = [s for s in systems if s not in SYSTEMS]
+    unknown = [s for s in systems if s not in SYSTEMS and not is_learner_system(s)]
     if unknown or not systems:
-        raise ConfigError(f"unknown system(s) {unknown}; choose from {list(SYSTEMS)}")
+        raise ConfigError(f"unknown system(s) {unknown}; choose from {list(SYSTEMS)} or uno@<learner> "
+                          f"(a learner of `learn --learner`: {list(EXPERT_OBJECTIVES)})")
     if batch_size < 1:
         raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
     check_fn = load_callable(check) if isinstance(check, str) else check

@@ -189,10 +189,12 @@ class Router:
         return self.config.route_threshold or float(row.get("radius", 0.0)) * self.config.route_margin
 
     def route(self, query: str, user_id: str | None = None, *, by_user: bool | None = None,
-              explore: bool = True) -> RouteDecision:
+              explore: bool = True, learner: str | None = None) -> RouteDecision:
         """The route of `query`; `user_id` counts only with `by_user` (default: the config's
         `route_by_user`) on, see the module. `explore=False` makes the late ensemble serve its best
-        variant so far instead of drawing one (an evaluation must compare, not explore)."""
+        variant so far instead of drawing one (an evaluation must compare, not explore); `learner`
+        serves that learner's variant where the cluster has one, without the ensemble (an evaluation
+        of one learner: `uno-graph eval --systems uno@kto`)."""
         vector = self.embedder.encode([query])[0]
         by_user = (self.config.route_by_user if by_user is None else by_user) and user_id is not None
         viewer = None if user_id is None else str(user_id)
@@ -208,6 +210,10 @@ class Router:
         if distance > reach or route not in ROUTED or not row.get("adapter"):
             return RouteDecision("base", row["id"] if distance <= reach else None, distance, None)
         budget = int(row.get("max_new_tokens") or 0) if route == "expert" else 0
+        forced = next((v for v in variants_of(row) if v.learner == learner), None) if learner else None
+        if forced is not None:
+            return RouteDecision(route, row["id"], distance, forced.name, budget or None, arm=forced.adapter,
+                                 learner=forced.learner)
         variants = variants_of(row) if self.ensemble is not None else ()
         if variants:
             paths = [v.adapter for v in variants]
