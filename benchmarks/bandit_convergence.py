@@ -7,8 +7,8 @@ down or an edit, both reward 0). A round sends one request to every cluster; the
 `feedback_rate` the user reacts and the reward goes back through `LateEnsemble.on_feedback`, as a
 recorded answer's feedback does. Reported per policy and cluster, averaged over `runs` seeds:
 
-* `best_share_by_round`: the share of runs whose request in that round went to the best variant;
-* `best_share` at checkpoints (mean over the rounds up to each checkpoint's window), and
+* `best_share_window` at checkpoints: the share of runs whose request went to the best variant, over
+  the 10 rounds ending at each checkpoint, and
   `cumulative_regret` (sum over rounds of best rate − chosen variant's rate: the approvals lost to
   exploring, in expectation);
 * `pulls_first_rounds`: how often each variant answered in the first `early` rounds (exploration).
@@ -75,7 +75,6 @@ def simulate(clusters: dict[str, dict[str, float]], *, rounds: int, runs: int, p
         out[cluster] = {
             "rates": rates,
             "best": max(rates, key=rates.get),
-            "best_share_by_round": [round(float(x), 3) for x in share],
             "best_share_window": {str(k): round(float(share[max(0, k - 10):k].mean()), 3)
                                   for k in CHECKPOINTS if k <= rounds},
             "cumulative_regret": {str(k): round(float(cumulative[k - 1]), 2) for k in CHECKPOINTS if k <= rounds},
@@ -92,7 +91,7 @@ def main() -> None:
     ap.add_argument("--policies", default="thompson,ucb")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "bandit_convergence.json"))
     args = ap.parse_args()
-    result: dict = {"scenario": SCENARIO, "rounds": args.rounds, "runs": args.runs,
+    result: dict = {"command": "benchmarks/bandit_convergence.py " + " ".join(sys.argv[1:]), "scenario": SCENARIO, "rounds": args.rounds, "runs": args.runs,
                     "feedback_rate": round(args.feedback_rate, 3), "policies": {}}
     for policy in args.policies.split(","):
         start = time.perf_counter()
