@@ -81,7 +81,7 @@ def adapter_key(path: Path) -> tuple[str, int, int]:
 class Engine(Protocol):
     """A base model plus named LoRA adapters, shared by every `UnoChatModel` built on it.
 
-    Implementations: `uno_graph.chat_model._Engine` (transformers + PEFT; training's reference, also
+    Implementations: `uno_graph.engines.transformers.TransformersEngine` (transformers + PEFT; training's reference, also
     exported as `uno_graph.engines.TransformersEngine`) and `uno_graph.engines.llamacpp.LlamaCppEngine`.
     """
 
