@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import threading
 import warnings
-import weakref
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +24,7 @@ from typing import Any
 import torch
 from transformers import GenerationConfig, StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
 
-from uno_graph.engines.base import GenParams, Row, adapter_key, free_name
+from uno_graph.engines.base import GenParams, LiveUsers, Row, adapter_key, free_name
 from uno_graph.errors import AdapterNotFoundError, ArtifactError, ConfigError
 from uno_graph.models import LoadedModel, load_model, quiet_checkpointing_deprecation, resolve_model_path
 
@@ -103,7 +102,7 @@ class TransformersEngine:
         self.slots: dict[str, _Slot] = {}
         self._layers: list[Any] | None = None  # PEFT's LoRA layers, cached for the fast adapter switch
         self._active: str | None = None
-        self.users: dict[int, weakref.ref[Any]] = {}  # live UnoChatModels on this engine (they are unhashable)
+        self.users = LiveUsers()  # the UnoChatModels on this engine: collect keeps what they name
         self.base.eval()
         eos: set[int] = set()
         gen_eos = getattr(getattr(self.base, "generation_config", None), "eos_token_id", None)
@@ -198,24 +197,13 @@ class TransformersEngine:
             layer._disable_adapters = not enabled  # noqa: SLF001 - what enable_adapters assigns
 
     def add_user(self, user: Any) -> None:
-        key = id(user)
-        users = self.users
-
-        def forget(ref: weakref.ref[Any], key: int = key) -> None:
-            if users.get(key) is ref:
-                users.pop(key, None)
-
         with self.lock:
-            users[key] = weakref.ref(user, forget)
+            self.users.add(user)
 
     def collect(self) -> None:
         """Free the adapters that no live `UnoChatModel` refers to; unwrap PEFT when none is left."""
         with self.lock:
-            used: set[str] = set()
-            for ref in list(self.users.values()):
-                user = ref()
-                if user is not None:
-                    used.update(user._handles.values())  # noqa: SLF001
+            used = self.users.handles()
             for internal in [name for name in self.slots if name not in used]:
                 del self.slots[internal]
                 self._layers, self._active = None, None
