@@ -107,19 +107,25 @@ class _Distilling(Exception):
     """Raised where `learn` reaches its distill stage: no model is loaded or trained here."""
 
 
-def test_learn_threads_exports_into_the_workdir_and_reads_them_as_logs(running, tmp_path, monkeypatch, capsys):
+@pytest.fixture
+def seen(monkeypatch):
+    """`learn` stops at its distill stage (no model is loaded); the records it was given land in the dict."""
+    got = {}
+
+    def distill(run, records, logs_fp):
+        got["records"] = records
+        raise _Distilling
+
+    monkeypatch.setattr(pipeline, "_distill", distill)
+    return got
+
+
+def test_learn_threads_exports_into_the_workdir_and_reads_them_as_logs(running, tmp_path, seen, capsys):
     db, _ = running
     logs = tmp_path / "logs.jsonl"
     logs.write_text(json.dumps({"id": "file-1", "messages": [
         {"role": "user", "content": "Where is Rome?"}, {"role": "assistant", "content": "In Italy."},
         {"role": "user", "content": "One sentence please"}]}) + "\n")
-    seen = {}
-
-    def distill(run, records, logs_fp):
-        seen["records"] = records
-        raise _Distilling
-
-    monkeypatch.setattr(pipeline, "_distill", distill)
     work = tmp_path / "work"
     with pytest.raises(_Distilling):
         main(["learn", str(logs), "--threads", str(db), "--workdir", str(work), "-q"])
@@ -181,15 +187,8 @@ def test_export_threads_reads_any_checkpointer_by_import_path(name, tmp_path, ca
     assert len(thread_savers.exited) == exited + (name in ("connected", "from_settings"))  # the connection is closed
 
 
-def test_learn_reads_a_checkpointer_by_import_path_with_the_sqlite_files(running, tmp_path, monkeypatch, capsys):
+def test_learn_reads_a_checkpointer_by_import_path_with_the_sqlite_files(running, tmp_path, seen, capsys):
     db, _ = running
-    seen = {}
-
-    def distill(run, records, logs_fp):
-        seen["records"] = records
-        raise _Distilling
-
-    monkeypatch.setattr(pipeline, "_distill", distill)
     work = tmp_path / "work"
     with pytest.raises(_Distilling):
         main(["learn", "--threads", str(db), "--checkpointer", "tests.thread_savers:recorded", "--workdir", str(work),
