@@ -2,6 +2,8 @@
 
     .venv/bin/python benchmarks/bench_load.py [--part all|cold|concurrent] [--out benchmarks/results/load.json]
     .venv/bin/python benchmarks/bench_load.py --part concurrent [--n 20] [--concurrency 4] [--tokens 32] [--threads 1]
+    .venv/bin/python benchmarks/bench_load.py --part concurrent --workdir runs/unseen-dev2 \
+        --queries examples/unseen/test.jsonl --key concurrent_learned        # a learned system's adapters
 
 Each part updates its own keys of the results file and keeps the other part's.
 
@@ -11,7 +13,7 @@ separately). `import_s` is importing torch / transformers / sentence-transformer
 process by any program using them); `model_load_s` is the cached model's files to a ready model, which
 the target is about; `process_s` is the whole subprocess, interpreter start included.
 
-**concurrent** (the key `concurrent`): `--n` requests, the queries of examples/test.jsonl taken in
+**concurrent** (the key `concurrent`, or `--key`): `--n` requests, the queries of `--queries` taken in
 turn from each topic, sent by `--concurrency` threads at once, and the same requests sent one at a
 time. Checked: no request fails, and every answer under load equals the answer the same request got
 alone (greedy decoding). Reported: requests/s and answer tokens/s both ways, latency median and p90.
@@ -276,10 +278,10 @@ def concurrent_load(args: argparse.Namespace) -> dict[str, Any]:
         import torch
 
         torch.set_num_threads(args.threads)
-    requests = mixed_requests(Path("examples/test.jsonl"), args.n)
+    requests = mixed_requests(args.queries, args.n)
     result: dict[str, Any] = {
         "command": "benchmarks/bench_load.py " + " ".join(sys.argv[1:]), "n": args.n,
-        "concurrency": args.concurrency, "tokens": args.tokens, "torch_threads": args.threads or "default",
+        "queries": str(args.queries), "concurrency": args.concurrency, "tokens": args.tokens, "torch_threads": args.threads or "default",
         "cpu_count": os.cpu_count(), "loadavg_start": [round(x, 2) for x in os.getloadavg()],
         "requests_per_topic": dict(Counter(topic for topic, _ in requests))}
     with tempfile.TemporaryDirectory() as tmp:
@@ -311,13 +313,16 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="concurrent: torch threads (default: torch's)")
     parser.add_argument("--workdir", type=Path, default=Path("benchmarks/.work/learn"),
                         help="concurrent: a learned work directory (built without training when absent)")
+    parser.add_argument("--queries", type=Path, default=Path("examples/test.jsonl"),
+                        help="concurrent: the test or log file whose queries are sent (by metadata.topic)")
+    parser.add_argument("--key", default="concurrent", help="concurrent: the results file's key to write")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/load.json"))
     args = parser.parse_args()
     result = json.loads(args.out.read_text()) if args.out.is_file() else {}
     if args.part in ("all", "cold"):
         result.update(cold_load(args.runs))
     if args.part in ("all", "concurrent"):
-        result["concurrent"] = concurrent_load(args)
+        result[args.key] = concurrent_load(args)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))

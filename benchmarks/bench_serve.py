@@ -183,7 +183,7 @@ def bench_routing(system, queries: list[str], n: int, reps: int = 3) -> dict:
 
 def bench_switch(system, names: list[str], query: str, reps: int, calls: int) -> dict:
     model = system.model
-    engine = model._engine  # timing exactly what _Engine.generate runs per call
+    engine = model._engine  # timing exactly what TransformersEngine.generate runs per call
     peft = engine.peft
     a, b = (model._handles[n] for n in names[:2])  # PEFT's names for the two adapters
 
@@ -198,7 +198,7 @@ def bench_switch(system, names: list[str], query: str, reps: int, calls: int) ->
     def switch(i: int) -> None:  # the chat model's switch: point every LoRA layer at the adapter
         engine._switch(a if i % 2 else b, enabled=False)
 
-    def activate(name):  # what _Engine.generate does around every call that names an adapter
+    def activate(name):  # what TransformersEngine.generate does around every call that names an adapter
         def run(i: int) -> None:
             engine._switch(name if isinstance(name, str) else name[i % 2], enabled=True)
             engine._switch(None, enabled=False)

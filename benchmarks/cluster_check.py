@@ -7,7 +7,11 @@ cluster whose majority topic is theirs (`own`), to another topic's cluster (`wro
 model (`base`), apart for questions on a subject the logs mention and on one they never mention.
 
     .venv/bin/python benchmarks/cluster_check.py examples/heldout/logs.jsonl examples/heldout/test.jsonl \
-        [--set cluster_threshold=1.2 --set route_margin=1.0]
+        [--set cluster_threshold=1.2 --set route_margin=1.0] [--cross]
+
+`--cross` also prints, for every pair of clusters, two candidate signals that two clusters share one
+want: the AUC of one cluster's want model (adapters/validate.py's gate, fitted on all its labelled
+answers) on the other's labelled answers, and how many users gave feedback in both.
 
 Use it on development sets only: a set it is run on is no longer unseen.
 """
@@ -69,7 +73,8 @@ def check(logs: str, test: str, config: UnoConfig, embedder=None) -> dict:
             part = "logged" if str(meta.get("subject")) in logged else "new"
             cell = counts.setdefault(str(meta.get("topic")), {}).setdefault(part, {"own": 0, "wrong": 0, "base": 0})
             cell[where] += 1
-        return {"purity": pipeline.cluster_purity(clusters),
+        cross = cross_signals(clusters, rows, pairs)
+        return {"purity": pipeline.cluster_purity(clusters), "cross": cross,
                 "clusters": [{"id": c["id"], "size": c["size"], "eligible": c["eligible"], "topics": c["topics"],
                               "radius": c["radius"], "want_auc": gates.get(c["id"])} for c in clusters],
                 "routing": counts}
@@ -95,11 +100,59 @@ def consistency(clusters, rows, pairs, config: UnoConfig) -> dict[str, float]:
     return out
 
 
+def _cluster_data(c, row_by_id, pair_by_id):
+    from uno_graph.adapters.validate import ClusterData
+
+    return ClusterData(pairs=[pair_by_id[m] for m in c["members"] if m in pair_by_id and pair_by_id[m]["chosen"]],
+                       rows=[row_by_id[m] for m in c["members"]])
+
+
+def cross_signals(clusters, rows, pairs) -> dict:
+    """For each ordered pair of clusters (a, b): the AUC of a's want model on b's labelled answers, and
+    the users who gave feedback (rules or an edit) in both, of those in either."""
+    from uno_graph.want import WantModel, auc
+
+    row_by_id, pair_by_id = {r["id"]: r for r in rows}, {p["id"]: p for p in pairs}
+    labelled = {c["id"]: _cluster_data(c, row_by_id, pair_by_id).labelled() for c in clusters}
+    users = {c["id"]: {row_by_id[m].get("user_id") for m in c["members"]
+                       if row_by_id[m].get("user_id") is not None and (row_by_id[m]["rules"] or row_by_id[m].get("edited"))}
+             for c in clusters}
+    out = {}
+    for a in clusters:
+        mine = labelled[a["id"]]
+        model = (WantModel().fit([x.text for x in mine], [x.label for x in mine])
+                 if len({x.label for x in mine}) == 2 else None)
+        for b in clusters:
+            if a is b:
+                continue
+            theirs = labelled[b["id"]]
+            value = auc(model.score([x.text for x in theirs]), [x.label for x in theirs]) if model else float("nan")
+            ua, ub = users[a["id"]], users[b["id"]]
+            out[f"{a['id']}>{b['id']}"] = {"auc": None if value != value else round(value, 3),
+                                           "shared_users": len(ua & ub), "users": len(ua | ub)}
+    return out
+
+
+def print_cross(result: dict) -> None:
+    clusters = result["clusters"]
+    name = {c["id"]: f"{max(c['topics'], key=c['topics'].get)[:9]}/{c['size']}" for c in clusters}
+    for title, cell in (("want model of the row's cluster: AUC on the column's labelled answers",
+                         lambda x: "  -  " if x["auc"] is None else f"{x['auc']:.2f} "),
+                        ("users who gave feedback in both / in either",
+                         lambda x: f"{x['shared_users']:>2d}/{x['users']:<2d}")):
+        print(title)
+        print(" " * 14 + "".join(f"{name[c['id']][:11]:>12s}" for c in clusters))
+        for a in clusters:
+            print(f"{name[a['id']]:14s}" + "".join(f"{'-' if a is b else cell(result['cross'][a['id'] + '>' + b['id']]):>12s}"
+                                                 for b in clusters))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("logs")
     ap.add_argument("test")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a UnoConfig field")
+    ap.add_argument("--cross", action="store_true", help="print the cross-cluster want signals")
     args = ap.parse_args()
     overrides = dict(kv.split("=", 1) for kv in args.set)
     config = UnoConfig(**{k: parse_value(v) for k, v in overrides.items()})
@@ -114,6 +167,8 @@ def main() -> None:
         print(f"  {topic:14s} " + "  ".join(f"{part}: own {c['own']} wrong {c['wrong']} base {c['base']}"
                                           for part, c in sorted(per.items())))
     print(f"logged-subject questions routed to their own topic's cluster: {own}/{total}")
+    if args.cross:
+        print_cross(result)
 
 
 if __name__ == "__main__":

@@ -30,12 +30,19 @@ CASES = {
                             "ai: [base] revised: The Louvre opens at 9 and closes at 18. That makes 9.",
                             "route=critic cluster=c-paris adapter=c-paris/critic", "critiques: 1"]),
     "memory_migration.py": ([], ["before | bot: [base] And for a soft one?", "migrated: thread s1 holds 4 messages",
+                                 "before | bot: [base] Something quick, please.",
+                                 # the FAKE model's summary: the start of ConversationSummaryMemory's prompt
+                                 "before | summary memory: '[base] Progressively summarize the lines",
+                                 "migrated: thread s2 holds 3 messages, the old summary first",
+                                 "after  | bot: [c-egg/expert] How many eggs per guest?",
+                                 "the model was given the old summary: True",
                                  "route=expert cluster=c-egg adapter=c-egg/expert (thread holds 6 messages)",
                                  "a summary first", "learned rule for 'What about a hard-boiled egg then?': "
                                  "Give the steps as a numbered list. (cluster c-egg)",
                                  "rules of the last answer's cluster c-paris: ['Name one museum only.']"]),
 }
 NEEDS_AGENTS = {"agent_middleware.py", "agent_tools.py", "memory_migration.py"}
+NEEDS_MIGRATION = {"memory_migration.py"}  # runs the deprecated memory classes of langchain_classic
 
 
 def _run(script: str, *args: str) -> subprocess.CompletedProcess:
@@ -48,11 +55,24 @@ def _run(script: str, *args: str) -> subprocess.CompletedProcess:
 def test_example_runs_offline(script):
     if script in NEEDS_AGENTS:
         require_module("langchain.agents", "pip install 'uno-graph[agents]'")
+    if script in NEEDS_MIGRATION:
+        require_module("langchain_classic.memory", "pip install 'uno-graph[migration]'")
     args, expected = CASES[script]
     proc = _run(script, *args)
     assert proc.returncode == 0, proc.stderr[-3000:]
     for text in expected:
         assert text in proc.stdout, proc.stdout
+
+
+def test_memory_migration_without_langchain_classic_names_the_extra():
+    """The deprecated classes come from the `migration` extra: without it the example says so and stops."""
+    hide = ("import runpy, sys; sys.modules['langchain_classic'] = None; sys.path.insert(0, sys.argv[1]); "
+            "sys.argv = [sys.argv[2], '--offline-fake']; runpy.run_path(sys.argv[0], run_name='__main__')")
+    proc = subprocess.run([sys.executable, "-c", hide, str(EXAMPLES), str(EXAMPLES / "memory_migration.py")],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert "pip install 'uno-graph[migration]'" in proc.stderr and "langchain_classic" in proc.stderr
+    assert "before |" not in proc.stdout  # stopped before running anything
 
 
 def test_uno_single_mode_skips_the_critic():

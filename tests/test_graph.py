@@ -94,7 +94,8 @@ def test_a_cluster_learned_from_one_users_logs_serves_only_that_user(tmp_path):
         assert router.route("what is in paris", "bob").adapter == "c-paris/critic"  # shared clusters serve everyone
     rules = RulesInContext(store, by_query.embedder, k_clusters=1)
     assert rules.retrieve("boil an egg", "alice").rules == ("Answer in lowercase.",)
-    assert rules.retrieve("boil an egg", "bob").cluster_id != "c-egg"
+    found = rules.retrieve("boil an egg", "bob")  # past alice's cluster to the nearest shared one
+    assert found.cluster_id not in (None, "c-egg") and "Answer in lowercase." not in found.rules
     assert "Answer in lowercase." not in rules.retrieve("boil an egg").rules
 
 

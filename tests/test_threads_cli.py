@@ -1,16 +1,19 @@
-"""`uno-graph export-threads` and `learn --threads`: an app's SqliteSaver file, read-only, as logs."""
+"""`uno-graph export-threads` and `learn --threads`: an app's SqliteSaver file, read-only, as logs; and
+`--checkpointer MODULE:NAME` on both, any checkpointer by its import path (`tests/thread_savers.py`)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import sqlite3
+import sys
 
 import pytest
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage
 from langgraph.graph import START, MessagesState, StateGraph
 
+from tests import thread_savers
 from tests.requires import require_module
 from uno_graph import pipeline
 from uno_graph.cli import main
@@ -104,19 +107,25 @@ class _Distilling(Exception):
     """Raised where `learn` reaches its distill stage: no model is loaded or trained here."""
 
 
-def test_learn_threads_exports_into_the_workdir_and_reads_them_as_logs(running, tmp_path, monkeypatch, capsys):
+@pytest.fixture
+def seen(monkeypatch):
+    """`learn` stops at its distill stage (no model is loaded); the records it was given land in the dict."""
+    got = {}
+
+    def distill(run, records, logs_fp):
+        got["records"] = records
+        raise _Distilling
+
+    monkeypatch.setattr(pipeline, "_distill", distill)
+    return got
+
+
+def test_learn_threads_exports_into_the_workdir_and_reads_them_as_logs(running, tmp_path, seen, capsys):
     db, _ = running
     logs = tmp_path / "logs.jsonl"
     logs.write_text(json.dumps({"id": "file-1", "messages": [
         {"role": "user", "content": "Where is Rome?"}, {"role": "assistant", "content": "In Italy."},
         {"role": "user", "content": "One sentence please"}]}) + "\n")
-    seen = {}
-
-    def distill(run, records, logs_fp):
-        seen["records"] = records
-        raise _Distilling
-
-    monkeypatch.setattr(pipeline, "_distill", distill)
     work = tmp_path / "work"
     with pytest.raises(_Distilling):
         main(["learn", str(logs), "--threads", str(db), "--workdir", str(work), "-q"])
@@ -155,4 +164,73 @@ def test_bad_paths_give_one_line_errors_naming_the_path_and_the_fix(tmp_path, ca
     conn.close()
 
     assert main(["learn", "--workdir", str(tmp_path / "work"), "-q"]) == 2
-    assert "give JSONL log files, --threads CHECKPOINT_DB, or both" in capsys.readouterr().err
+    assert "give JSONL log files, --threads CHECKPOINT_DB, --checkpointer MODULE:NAME" in capsys.readouterr().err
+    assert main(["export-threads", str(out)]) == 2
+    assert "give CHECKPOINT_DB OUT.jsonl, or --checkpointer MODULE:NAME OUT.jsonl" in capsys.readouterr().err
+
+
+EGG_LOG = [{"role": "user", "content": thread_savers.QUESTION},
+           {"role": "assistant", "content": thread_savers.REPLIES[0]},
+           {"role": "user", "content": thread_savers.COMPLAINT}]
+
+
+@pytest.mark.parametrize("name", ["SAVER", "GRAPH", "recorded", "connected", "from_settings"])
+def test_export_threads_reads_any_checkpointer_by_import_path(name, tmp_path, capsys):
+    """An instance, a compiled graph, a factory, a context manager, a factory of one: the same thread each time."""
+    out = tmp_path / "threads.jsonl"
+    exited = len(thread_savers.exited)
+    assert main(["export-threads", "--checkpointer", f"tests.thread_savers:{name}", str(out)]) == 0
+    assert "2 log(s) from 1 thread(s) written to" in capsys.readouterr().out
+    first = _records(out)[0]
+    assert first["messages"] == EGG_LOG and first["user_id"] == "u1"
+    assert first["metadata"]["thread_id"] == "egg" and first["metadata"]["source"] == "checkpointer"
+    assert len(thread_savers.exited) == exited + (name in ("connected", "from_settings"))  # the connection is closed
+
+
+def test_learn_reads_a_checkpointer_by_import_path_with_the_sqlite_files(running, tmp_path, seen, capsys):
+    db, _ = running
+    work = tmp_path / "work"
+    with pytest.raises(_Distilling):
+        main(["learn", "--threads", str(db), "--checkpointer", "tests.thread_savers:recorded", "--workdir", str(work),
+              "-q"])
+    assert "threads: 6 log(s) from 3 thread(s) of " in capsys.readouterr().out
+    assert {r["metadata"]["thread_id"] for r in _records(work / "threads.jsonl")} == {"egg", "france"}
+    egg = [r for r in seen["records"] if r.metadata.get("thread_id") == "egg" and r.messages[1]["content"] ==
+           thread_savers.REPLIES[0]]
+    assert len(egg) == 2  # one thread "egg" in each source, the same conversation
+    assert {r.feedback_text for r in egg} == {thread_savers.COMPLAINT} and {r.user_id for r in egg} == {"u1"}
+
+    seen.clear()  # the import path alone
+    with pytest.raises(_Distilling):
+        main(["learn", "--checkpointer", "tests.thread_savers:connected", "--workdir", str(work), "-q"])
+    assert len(seen["records"]) == 2
+
+
+def test_a_module_in_the_current_directory_is_importable(tmp_path, monkeypatch, capsys):
+    """The `uno-graph` script does not put the current directory on sys.path; the option does."""
+    (tmp_path / "app_memory.py").write_text("from tests.thread_savers import recorded as checkpointer\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
+    monkeypatch.delitem(sys.modules, "app_memory", raising=False)
+    try:
+        assert main(["export-threads", "--checkpointer", "app_memory:checkpointer", "out.jsonl"]) == 0
+    finally:
+        sys.modules.pop("app_memory", None)
+    assert len(_records(tmp_path / "out.jsonl")) == 2
+
+
+@pytest.mark.parametrize(("spec", "says"), [
+    ("tests.thread_savers", "is not an import path"),
+    ("tests.no_such_module:saver", "cannot import 'tests.no_such_module'"),
+    ("tests.thread_savers:missing", "has no 'missing'"),
+    ("tests.thread_savers:NOT_A_SAVER", "gives a dict, not a LangGraph checkpointer"),
+    ("tests.thread_savers:needs_url", "needs arguments (url)"),
+])
+def test_a_wrong_import_path_is_a_one_line_error_naming_it_and_the_fix(spec, says, tmp_path, capsys):
+    out, work = tmp_path / "out.jsonl", tmp_path / "work"
+    for argv in (["export-threads", "--checkpointer", spec, str(out)],
+                 ["learn", "--checkpointer", spec, "--workdir", str(work), "-q"]):
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and spec in err and says in err and "MODULE:NAME" in err, err
+    assert not out.exists() and not (work / "threads.jsonl").exists()

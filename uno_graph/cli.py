@@ -73,28 +73,44 @@ def _teacher_and_judge(args: argparse.Namespace, base_model: str, max_new_tokens
 def cmd_learn(args: argparse.Namespace) -> int:
     from uno_graph.pipeline import learn
 
-    if not args.logs and not args.threads:
-        raise UnoGraphError("nothing to learn from: give JSONL log files, --threads CHECKPOINT_DB, or both")
-    logs = [*args.logs, *([_threads_as_logs(args.threads, args.workdir)] if args.threads else [])]
+    if not args.logs and not args.threads and not args.checkpointer:
+        raise UnoGraphError("nothing to learn from: give JSONL log files, --threads CHECKPOINT_DB, "
+                            "--checkpointer MODULE:NAME, or several of these")
+    logs = list(args.logs)
+    if args.threads or args.checkpointer:
+        logs.append(_threads_as_logs(args.threads, args.checkpointer, args.workdir))
     teacher, judge = _teacher_and_judge(args, args.base_model, args.max_new_tokens)
     result = learn(logs, args.workdir, _config(args), teacher=teacher, judge=judge, progress=not args.quiet)
     _print_learned(result)
     return 0
 
 
-def _threads_as_logs(databases: list[str], workdir: str) -> Path:
-    """The threads of SqliteSaver files, exported to `<workdir>/threads.jsonl` and learned like a log file.
+def _threads_as_logs(databases: list[str], checkpointers: list[str], workdir: str) -> Path:
+    """The threads of SqliteSaver files and `--checkpointer` import paths, exported to
+    `<workdir>/threads.jsonl` and learned like a log file."""
+    from uno_graph.capture.threads import thread_count, write_records
 
-    Every database is read before anything is written, so a bad path leaves the last export as it was.
-    """
-    from uno_graph.capture.threads import read_threads, thread_count, write_records
-
-    per_db = [read_threads(db) for db in databases]
+    per_source = _read_thread_sources(databases, checkpointers)
     path = Path(workdir) / THREADS_FILE  # `forget` scrubs the user's records from it too (scope.py)
-    count = write_records([r for records in per_db for r in records], path)
-    print(f"threads: {count} log(s) from {sum(thread_count(r) for r in per_db)} thread(s) of "
-          f"{', '.join(databases)}, written to {path}")
+    count = write_records([r for _, records in per_source for r in records], path)
+    print(f"threads: {count} log(s) from {sum(thread_count(r) for _, r in per_source)} thread(s) of "
+          f"{', '.join(source for source, _ in per_source)}, written to {path}")
     return path
+
+
+def _read_thread_sources(databases: list[str], checkpointers: list[str]) -> list[tuple[str, list[dict]]]:
+    """(source, log records) of every SqliteSaver file and every `--checkpointer MODULE:NAME`, in that order.
+
+    Every source is read before anything is written, so a bad one leaves the last export as it was.
+    """
+    from uno_graph.capture.checkpointer_path import open_checkpointer
+    from uno_graph.capture.threads import read_threads
+
+    per_source = [(db, read_threads(db)) for db in databases]
+    for spec in checkpointers:
+        with open_checkpointer(spec) as saver:
+            per_source.append((spec, read_threads(saver)))
+    return per_source
 
 
 def _print_learned(result) -> None:
@@ -217,6 +233,14 @@ def _add_backend(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", choices=BACKENDS, default="transformers",
                    help="what generates: transformers + PEFT (default, the reference) or llamacpp (the base "
                         "model's GGUF with each adapter as a GGUF LoRA; pip install 'uno-graph[llamacpp]')")
+
+
+def _add_checkpointer(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--checkpointer", action="append", default=[], metavar="MODULE:NAME",
+                   help=f"{what}: NAME in MODULE is a checkpointer (PostgresSaver, InMemorySaver, ...), a graph "
+                        "compiled with one, a context manager yielding one, or a function of no arguments returning "
+                        "one of these, e.g. `def saver(): return PostgresSaver.from_conn_string(URL)`; the current "
+                        "directory is importable")
 
 
 def _answer(graph, messages, mode_context, config=None):
@@ -347,9 +371,12 @@ def cmd_export_logs(args: argparse.Namespace) -> int:
 
 
 def cmd_export_threads(args: argparse.Namespace) -> int:
-    from uno_graph.capture.threads import read_threads, thread_count, write_records
+    from uno_graph.capture.threads import thread_count, write_records
 
-    records = read_threads(args.database)
+    if not args.database and not args.checkpointer:
+        raise UnoGraphError("nothing to export: give CHECKPOINT_DB OUT.jsonl, or --checkpointer MODULE:NAME OUT.jsonl")
+    per_source = _read_thread_sources([args.database] if args.database else [], args.checkpointer)
+    records = [r for _, records in per_source for r in records]
     write_records(records, args.out)
     print(f"{len(records)} log(s) from {thread_count(records)} thread(s) written to {args.out}; learn from them "
           f"with: uno-graph learn {args.out} --workdir DIR")
@@ -421,6 +448,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", action="append", default=[], metavar="CHECKPOINT_DB",
                    help="also learn from every thread of this LangGraph SqliteSaver file (read-only; repeatable), "
                         "exported to <workdir>/threads.jsonl first; pip install 'uno-graph[threads]'")
+    _add_checkpointer(p, "also learn from every thread of the LangGraph checkpointer at this import path "
+                         "(repeatable), exported with the --threads files")
     p.add_argument("--workdir", required=True, help="output directory (rerun to resume)")
     p.add_argument("--base-model", default=DEFAULT_MODEL, help="serving model: default or a local HF directory")
     p.add_argument("--teacher-model", default=None,
@@ -549,10 +578,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, metavar="LOGS.jsonl", help="log-format JSONL (replaced)")
     p.set_defaults(func=cmd_export_logs)
 
-    p = sub.add_parser("export-threads", help="turn every thread of a LangGraph SqliteSaver file into "
-                                              "log-format JSONL for `learn`")
-    p.add_argument("database", metavar="CHECKPOINT_DB", help="the app's SqliteSaver database file (opened read-only)")
+    p = sub.add_parser("export-threads", help="turn every thread of a LangGraph checkpointer (a SqliteSaver file, "
+                                              "or any saver with --checkpointer) into log-format JSONL for `learn`")
+    p.add_argument("database", metavar="CHECKPOINT_DB", nargs="?", default=None,
+                   help="the app's SqliteSaver database file (opened read-only); leave out with --checkpointer")
     p.add_argument("out", metavar="OUT.jsonl", help="log-format JSONL (replaced)")
+    _add_checkpointer(p, "read the threads of the LangGraph checkpointer at this import path (repeatable)")
     p.set_defaults(func=cmd_export_threads)
 
     p = sub.add_parser("inspect", help="clusters, routes, rules and adapters of a work directory")

@@ -63,9 +63,14 @@ class RulesInContext:
         from uno_graph.router import visible_to
 
         vector = self.embedder.encode([query])[0]
-        hits = self.store.nearest(vector, k=self.k_clusters)
-        if any(not visible_to(hit.meta, user_id) for hit in hits):  # look further, past others' clusters
-            hits = [hit for hit in self.store.nearest(vector, k=10**6) if visible_to(hit.meta, user_id)]
+        k = self.k_clusters
+        while True:  # others' private clusters (`user_scope`) are skipped: look further until enough are found
+            hits = self.store.nearest(vector, k=k)
+            visible = [hit for hit in hits if visible_to(hit.meta, user_id)]
+            if len(visible) >= self.k_clusters or len(hits) < k:
+                break
+            k *= 4
+        hits = visible
         clusters = [hit.cluster_id for hit in hits[: self.k_clusters]]
         if not clusters:
             return RetrievedRules()

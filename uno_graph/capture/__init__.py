@@ -10,6 +10,8 @@
 - `feedback`: `feedback(store, log_id, rating=, edited_response=, comment=)`, validated.
 - `threads`: `read_threads`/`export_threads`, an app's LangGraph checkpointer threads as logs
   (no recorder needed: the history it already keeps), from the checkpointer or a `SqliteSaver` file.
+- `checkpointer_path`: `open_checkpointer("app.memory:saver")`, a checkpointer named by its import
+  path, as the command line's `--checkpointer MODULE:NAME` does.
 
     >>> recorder = Recorder("runs/demo/events.jsonl")                      # doctest: +SKIP
     >>> graph = UnoSystem.load("runs/demo").graph(recorder=recorder)       # doctest: +SKIP

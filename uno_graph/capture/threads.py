@@ -10,7 +10,10 @@ needs, with no `Recorder` in the serving path: each answer, and the user's next 
     >>> read_threads("app/checkpoints.sqlite")             # a SqliteSaver's file, read-only # doctest: +SKIP
 
 The command line does the same for a `SqliteSaver` file (`pip install 'uno-graph[threads]'`):
-`uno-graph export-threads CHECKPOINT_DB OUT.jsonl`, or `uno-graph learn --threads CHECKPOINT_DB`.
+`uno-graph export-threads CHECKPOINT_DB OUT.jsonl`, or `uno-graph learn --threads CHECKPOINT_DB`;
+and for any other checkpointer by its import path, `--checkpointer MODULE:NAME` on both commands
+(a saver, a graph compiled with one, a context manager such as `PostgresSaver.from_conn_string(URL)`
+or a function of no arguments returning one: `uno_graph.capture.checkpointer_path`).
 
 Design. `checkpointer.list(None)` yields checkpoints across threads; the latest root checkpoint of
 each `thread_id` (checkpoint ids grow with time) holds the whole conversation. It is cut into the

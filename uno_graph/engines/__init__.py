@@ -1,7 +1,7 @@
 """Generation engines behind `UnoChatModel` (``backend=``): one base model plus named LoRA adapters.
 
 * ``"transformers"`` — `TransformersEngine`: PyTorch + PEFT, the reference (training uses it; mixed-adapter
-  batches through PEFT's ``adapter_names``). It lives in `uno_graph.chat_model` as ``_Engine``.
+  batches through PEFT's ``adapter_names``; `uno_graph.engines.transformers`).
 * ``"llamacpp"`` — `LlamaCppEngine` (`uno_graph.engines.llamacpp`): llama.cpp in-process via
   ``xllamacpp``, the base model's GGUF with every adapter converted to a GGUF LoRA
   (`uno_graph.engines.gguf_lora`, cached by content hash), parallel slots for concurrent requests.
@@ -21,7 +21,7 @@ from typing import Any
 from uno_graph.engines.base import BACKENDS, Engine, GenParams, Row, adapter_key
 
 _LAZY = {
-    "TransformersEngine": ("uno_graph.chat_model", "_Engine"),
+    "TransformersEngine": ("uno_graph.engines.transformers", "TransformersEngine"),
     "LlamaCppEngine": ("uno_graph.engines.llamacpp", "LlamaCppEngine"),
     "engine_for_model": ("uno_graph.engines.llamacpp", "engine_for_model"),
     "ensure_gguf_lora": ("uno_graph.engines.gguf_lora", "ensure_gguf_lora"),

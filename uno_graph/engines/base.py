@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import threading
+import weakref
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,11 +78,38 @@ def adapter_key(path: Path) -> tuple[str, int, int]:
     raise ArtifactError(f"the adapter directory {str(path)!r} has no adapter_model.safetensors or adapter_model.bin")
 
 
+class LiveUsers:
+    """The `UnoChatModel`s built on one engine, held weakly (pydantic models are unhashable, so by id),
+    and the adapter handles they hold: an engine's `collect` frees what no live model names. Not
+    thread-safe on its own: the engine calls it under its lock."""
+
+    def __init__(self) -> None:
+        self._refs: dict[int, weakref.ref[Any]] = {}
+
+    def add(self, user: Any) -> None:
+        key, refs = id(user), self._refs
+
+        def forget(ref: weakref.ref[Any], key: int = key) -> None:  # a new model may reuse a dead one's id
+            if refs.get(key) is ref:
+                refs.pop(key, None)
+
+        refs[key] = weakref.ref(user, forget)
+
+    def handles(self) -> set[str]:
+        """The adapter handles (`UnoChatModel._handles` values) some live model refers to."""
+        used: set[str] = set()
+        for ref in list(self._refs.values()):
+            user = ref()
+            if user is not None:
+                used.update(user._handles.values())  # noqa: SLF001
+        return used
+
+
 @runtime_checkable
 class Engine(Protocol):
     """A base model plus named LoRA adapters, shared by every `UnoChatModel` built on it.
 
-    Implementations: `uno_graph.chat_model._Engine` (transformers + PEFT; training's reference, also
+    Implementations: `uno_graph.engines.transformers.TransformersEngine` (transformers + PEFT; training's reference, also
     exported as `uno_graph.engines.TransformersEngine`) and `uno_graph.engines.llamacpp.LlamaCppEngine`.
     """
 
@@ -121,4 +149,4 @@ class Engine(Protocol):
         ...
 
 
-__all__ = ["BACKENDS", "Engine", "GenParams", "Row", "adapter_key"]
+__all__ = ["BACKENDS", "Engine", "GenParams", "LiveUsers", "Row", "adapter_key"]

@@ -42,7 +42,6 @@ import queue
 import secrets
 import signal
 import threading
-import weakref
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -50,7 +49,7 @@ from pathlib import Path
 from typing import Any
 
 from uno_graph.config import DEFAULT_MODEL
-from uno_graph.engines.base import GenParams, Row, adapter_key, free_name
+from uno_graph.engines.base import GenParams, LiveUsers, Row, adapter_key, free_name
 from uno_graph.engines.gguf_lora import base_model_info, ensure_gguf_lora
 from uno_graph.errors import AdapterNotFoundError, ArtifactError, ConfigError, MissingDependencyError
 
@@ -147,7 +146,7 @@ class LlamaCppEngine:
         info = base_model_info(self.gguf_path)
         self.arch, self.heads, self._shapes = info.arch, info.heads, info.shapes
         self.slots: dict[str, _Lora] = {}  # handle -> adapter
-        self.users: dict[int, weakref.ref[Any]] = {}
+        self.users = LiveUsers()
         self._cond = threading.Condition()
         self._server: Any = None
         self._ids: dict[str, int] = {}  # handle -> LoRA index in the running server
@@ -213,25 +212,14 @@ class LlamaCppEngine:
                 )
 
     def add_user(self, user: Any) -> None:
-        key = id(user)
-        users = self.users
-
-        def forget(ref: weakref.ref[Any], key: int = key) -> None:
-            if users.get(key) is ref:
-                users.pop(key, None)
-
         with self._cond:
-            users[key] = weakref.ref(user, forget)
+            self.users.add(user)
 
     def collect(self) -> None:
         """Drop the adapters no live `UnoChatModel` uses. No restart for that alone: the running server
         keeps their weights until a new adapter (or many dropped ones) restarts it."""
         with self._cond:
-            used: set[str] = set()
-            for ref in list(self.users.values()):
-                user = ref()
-                if user is not None:
-                    used.update(user._handles.values())  # noqa: SLF001
+            used = self.users.handles()
             for handle in [h for h in self.slots if h not in used]:
                 del self.slots[handle]
 
