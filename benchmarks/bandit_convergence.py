@@ -75,6 +75,7 @@ def simulate(clusters: dict[str, dict[str, float]], *, rounds: int, runs: int, p
         out[cluster] = {
             "rates": rates,
             "best": max(rates, key=rates.get),
+            "best_share_by_round": [round(float(x), 3) for x in share],  # for tests; not written to the file
             "best_share_window": {str(k): round(float(share[max(0, k - 10):k].mean()), 3)
                                   for k in CHECKPOINTS if k <= rounds},
             "cumulative_regret": {str(k): round(float(cumulative[k - 1]), 2) for k in CHECKPOINTS if k <= rounds},
@@ -97,7 +98,8 @@ def main() -> None:
         start = time.perf_counter()
         found = simulate(SCENARIO, rounds=args.rounds, runs=args.runs, policy=policy,
                          feedback_rate=args.feedback_rate)
-        result["policies"][policy] = {"seconds": round(time.perf_counter() - start, 1), "clusters": found}
+        result["policies"][policy] = {"seconds": round(time.perf_counter() - start, 1), "clusters": {
+            cluster: {k: v for k, v in row.items() if k != "best_share_by_round"} for cluster, row in found.items()}}
         for cluster, row in found.items():
             print(f"{policy:8s} {cluster:8s} best={row['best']:8s} share(window ending at round) "
                   f"{row['best_share_window']}  regret {row['cumulative_regret']}  "
