@@ -60,6 +60,7 @@ def merged_cache_dir() -> Path:
     return cache_dir() / "merged-gguf"
 
 
+@functools.lru_cache(maxsize=None)
 def _requantizable(qtype: Any) -> bool:
     """Whether `gguf.quants` can quantize to `qtype` (K- and IQ-quants it only dequantizes)."""
     import gguf
