@@ -462,10 +462,10 @@ class LlamaCppEngine:
             path = self._merged_file(lora)
             if path is not None:
                 server = self._build([], path, self.merged_parallel)
-                self.merged_starts += 1
         finally:
             with self._cond:
                 instance.starting = False
+                self.merged_starts += server is not None
                 if server is None:  # cannot merge, or the start failed (raised): forget the instance
                     self._instances.pop(internal, None)
                 else:
