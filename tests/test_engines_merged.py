@@ -147,6 +147,21 @@ def test_merged_file_is_cached_reused_and_typed(lora_gguf, tmp_path):
     assert merged.fields["general.architecture"].contents() == "llama"
     assert len(merged.fields["tokenizer.ggml.tokens"].contents()) == 49152
 
+    from uno_graph.engines.gguf_merge import _lora_pairs
+
+    base_tensors = {t.name: t for t in gguf.GGUFReader(str(base)).tensors}
+    merged_tensors = {t.name: t for t in merged.tensors}
+    assert np.array_equal(merged_tensors["token_embd.weight"].data, base_tensors["token_embd.weight"].data)
+    pairs, alpha = _lora_pairs(lora)
+    for name in ("blk.0.attn_q.weight", "blk.7.ffn_down.weight"):  # W' = W + alpha / r · B·A, in Q8_0
+        a, b = pairs[name]
+        w = gguf.quants.dequantize(base_tensors[name].data, base_tensors[name].tensor_type)
+        want = w + (b @ a) * (alpha / a.shape[0])
+        got = gguf.quants.dequantize(merged_tensors[name].data, merged_tensors[name].tensor_type)
+        step = np.abs(want).reshape(-1, 32).max(axis=1) / 127  # Q8_0: one scale per block of 32
+        ratio = (np.abs(got - want).reshape(-1, 32) / step[:, None]).max()
+        assert ratio <= 0.6, ratio  # half a step, plus the float16 rounding of the block scale
+
     kept = ensure_merged_gguf(base, lora, qtype="base", cache=tmp_path)  # the base's own types: another file
     assert kept != first and kept.stat().st_size == base.stat().st_size
 
