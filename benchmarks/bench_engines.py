@@ -23,6 +23,14 @@ is recorded at start and end and the comparisons that matter are ratios inside o
    (cold cache) and the server restart that picks it up, and the first answer after it.
 4. agreement: how often both engines' greedy answers to the single-stream requests start with the
    same 5 words (base and adapter).
+5. llamacpp_merged: llama.cpp with ``merge_adapters`` (each adapter merged into a copy of the base
+   GGUF, served by a server of its own): the same single-stream and concurrent rows, plus the cold
+   merge time of one adapter, the merged file's size, the time to merge and start every adapter's
+   server, and the process's resident memory per merged server (model copy + KV cache). Merged files
+   go to a temporary cache, so the merges are measured cold. `merged_vs_runtime` sums it up: adapter
+   speed as a share of llama.cpp's base speed, and 8 concurrent mixed requests over one adapter stream.
+
+Conditions are recorded with the results: the load average at start, at each section and at the end.
 """
 
 from __future__ import annotations
@@ -178,6 +186,39 @@ def llamacpp_load_cost(model, name: str, path: str, query: str) -> dict:
             "restarts": engine.restarts - restarts}
 
 
+def rss_mb() -> float:
+    """This process's resident memory (VmRSS), MB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def merged_costs(model, adapters: dict[str, str]) -> dict:
+    """The merged mode's one-off costs: one cold merge, the file, starting every adapter's server."""
+    from uno_graph.engines.gguf_merge import ensure_merged_gguf
+
+    engine = model._engine
+    lora = next(iter(engine.slots.values()))
+    with tempfile.TemporaryDirectory() as cache:
+        t = time.perf_counter()
+        path = ensure_merged_gguf(engine.gguf_path, lora.gguf, qtype=engine.merged_type, cache=cache)
+        merge = time.perf_counter() - t
+        size = path.stat().st_size
+    rss = rss_mb()
+    t = time.perf_counter()
+    engine.warm()  # merges (cold cache) and starts the server of every adapter, up to max_merged
+    warm = time.perf_counter() - t
+    servers = len(engine._instances)
+    return {"merge_one_cold_s": round(merge, 2), "merged_file_mb": round(size / 1e6, 1),
+            "base_file_mb": round(engine.gguf_path.stat().st_size / 1e6, 1),
+            "merge_and_start_all_s": round(warm, 2), "merged_servers": servers,
+            "rss_before_mb": round(rss, 1), "rss_after_mb": round(rss_mb(), 1),
+            "rss_per_merged_server_mb": round((rss_mb() - rss) / max(1, servers), 1),
+            "slots_per_merged_server": engine.merged_parallel, "ctx_per_slot": engine.ctx_per_slot,
+            "merged_type": engine.merged_type or "auto"}
+
+
 def agreement(a: list[str], b: list[str], words: int = 5) -> dict:
     same = [x.split()[:words] == y.split()[:words] for x, y in zip(a, b)]
     return {"first_words": words, "agree": sum(same), "of": len(same)}
@@ -195,7 +236,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=None, help="torch and llama.cpp threads (default: all cores)")
     parser.add_argument("--parallel", type=int, default=8, help="llama.cpp slots")
     parser.add_argument("--switch-calls", type=int, default=16)
-    parser.add_argument("--skip", default="", help="comma-separated: transformers, llamacpp")
+    parser.add_argument("--skip", default="", help="comma-separated: transformers, llamacpp, llamacpp_merged")
+    parser.add_argument("--merged-type", default=None, help="merge_adapters' merged_type (default: auto, Q8_0 here)")
+    parser.add_argument("--merged-parallel", type=int, default=None, help="slots per merged server (default --parallel)")
     args = parser.parse_args(argv)
     threads = args.threads or os.cpu_count() or 1
     os.environ["OMP_NUM_THREADS"] = str(threads)
@@ -228,34 +271,51 @@ def main(argv: list[str] | None = None) -> int:
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}
 
     engines = {}
-    for backend in ("transformers", "llamacpp"):
+    merged_cache = tempfile.TemporaryDirectory()
+    for backend in ("transformers", "llamacpp", "llamacpp_merged"):
         if backend in skip:
             continue
-        options = {"n_threads": threads, "n_parallel": args.parallel} if backend == "llamacpp" else {}
-        t = time.perf_counter()
-        model = UnoChatModel.from_pretrained(base_model, adapters=adapters, backend=backend, backend_options=options,
-                                             max_new_tokens=args.tokens)
-        model.invoke(queries[0], adapter=names[0], max_new_tokens=1)  # llama.cpp starts its server here
-        engines[backend] = model
-        section: dict = {"load_s": round(time.perf_counter() - t, 2)}
+        options = {"n_threads": threads, "n_parallel": args.parallel} if backend != "transformers" else {}
+        section: dict = {"loadavg_start": os.getloadavg()}
         result[backend] = section
+        if backend == "llamacpp_merged":
+            import uno_graph.engines.gguf_merge as gguf_merge
+
+            gguf_merge.merged_cache_dir = lambda: Path(merged_cache.name)  # merges measured cold
+            options.update(merge_adapters=True, max_merged=len(names), merged_type=args.merged_type,
+                           merged_parallel=args.merged_parallel)
+        t = time.perf_counter()
+        model = UnoChatModel.from_pretrained(base_model, adapters=adapters, backend=backend.split("_")[0],
+                                             backend_options=options, max_new_tokens=args.tokens)
+        merged = backend == "llamacpp_merged"  # its first adapter request merges: measured apart
+        model.invoke(queries[0], adapter=None if merged else names[0], max_new_tokens=1)  # llama.cpp starts here
+        engines[backend] = model
+        section["load_s"] = round(time.perf_counter() - t, 2)
+        if merged:
+            section["merged"] = merged_costs(model, adapters)
+            print(f"{backend}: {section['merged']}", flush=True)
         for label, adapter in (("base", None), ("adapter", names[0])):
             t = time.perf_counter()
             section[f"single_stream_{label}"] = single_stream(model, queries, adapter, args.tokens)
             print(f"{backend} single stream {label}: {section[f'single_stream_{label}']['tokens_per_s']} tok/s "
                   f"({time.perf_counter() - t:.0f} s)", flush=True)
         how = ("threads", "batch") if backend == "transformers" else ("threads",)
+        section["loadavg_concurrent"] = os.getloadavg()
         for h in how:
             section[f"concurrent_mixed_{h}"] = concurrent(model, queries, mixed, args.tokens, h)
             section[f"concurrent_same_{h}"] = concurrent(model, queries, [names[0]] * args.n, args.tokens, h)
             print(f"{backend} {args.n} concurrent ({h}): mixed {section[f'concurrent_mixed_{h}']['tokens_per_s']} "
                   f"tok/s, same adapter {section[f'concurrent_same_{h}']['tokens_per_s']} tok/s", flush=True)
         section["adapter_switch"] = switch_cost(model, queries[0], names[:2], args.switch_calls)
+        if backend == "llamacpp_merged":
+            engine = model._engine
+            section.update(merged_server_starts=engine.merged_starts, runtime_fallbacks=engine.fallbacks,
+                           base_server_starts=engine.restarts)
         if backend == "llamacpp":
             section["adapter_load"] = llamacpp_load_cost(model, "extra", adapters[names[-1]], queries[0])
         print(f"{backend} switch: {section['adapter_switch']}", flush=True)
 
-    if len(engines) == 2:
+    if "transformers" in engines and "llamacpp" in engines:
         hf, lc = result["transformers"], result["llamacpp"]
         result["agreement"] = {label: agreement(hf[f"single_stream_{label}"]["answers"],
                                                 lc[f"single_stream_{label}"]["answers"]) for label in ("base", "adapter")}
@@ -266,13 +326,38 @@ def main(argv: list[str] | None = None) -> int:
             "concurrent_mixed_vs_hf_batch": round(lc["concurrent_mixed_threads"]["tokens_per_s"]
                                                   / hf["concurrent_mixed_batch"]["tokens_per_s"], 2),
         }
+    if "llamacpp" in result and "llamacpp_merged" in result:
+        lc, mg = result["llamacpp"], result["llamacpp_merged"]
+        base = lc["single_stream_base"]["tokens_per_s"]
+        result["merged_vs_runtime"] = {
+            "base_tok_s": base,
+            "runtime_lora_tok_s": lc["single_stream_adapter"]["tokens_per_s"],
+            "merged_tok_s": mg["single_stream_adapter"]["tokens_per_s"],
+            "merged_base_tok_s": mg["single_stream_base"]["tokens_per_s"],
+            "runtime_lora_share_of_base": round(lc["single_stream_adapter"]["tokens_per_s"] / base, 2),
+            "merged_share_of_base": round(mg["single_stream_adapter"]["tokens_per_s"] / base, 2),
+            "runtime_concurrent_mixed_tok_s": lc["concurrent_mixed_threads"]["tokens_per_s"],
+            "merged_concurrent_mixed_tok_s": mg["concurrent_mixed_threads"]["tokens_per_s"],
+            "runtime_mixed_over_one_stream": round(lc["concurrent_mixed_threads"]["tokens_per_s"]
+                                                   / lc["single_stream_adapter"]["tokens_per_s"], 2),
+            "merged_mixed_over_one_stream": round(mg["concurrent_mixed_threads"]["tokens_per_s"]
+                                                  / mg["single_stream_adapter"]["tokens_per_s"], 2),
+            "merged_mixed_over_runtime_one_stream": round(mg["concurrent_mixed_threads"]["tokens_per_s"]
+                                                          / lc["single_stream_adapter"]["tokens_per_s"], 2),
+            "agreement_adapter": agreement(lc["single_stream_adapter"]["answers"], mg["single_stream_adapter"]["answers"]),
+        }
     result["loadavg_end"] = os.getloadavg()
     result["wall_s"] = round(time.time() - started, 1)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps({k: v for k, v in result.items() if k not in ("transformers", "llamacpp")}, indent=2))
+    print(json.dumps({k: v for k, v in result.items() if k not in ("transformers", "llamacpp", "llamacpp_merged")},
+                     indent=2))
     print(f"wrote {args.out}")
+    for model in engines.values():
+        if model.backend == "llamacpp":
+            model._engine.close()
     tmp.cleanup()
+    merged_cache.cleanup()
     return 0
 
 

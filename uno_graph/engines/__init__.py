@@ -4,7 +4,9 @@
   batches through PEFT's ``adapter_names``; `uno_graph.engines.transformers`).
 * ``"llamacpp"`` — `LlamaCppEngine` (`uno_graph.engines.llamacpp`): llama.cpp in-process via
   ``xllamacpp``, the base model's GGUF with every adapter converted to a GGUF LoRA
-  (`uno_graph.engines.gguf_lora`, cached by content hash), parallel slots for concurrent requests.
+  (`uno_graph.engines.gguf_lora`, cached by content hash), parallel slots for concurrent requests;
+  with ``merge_adapters`` each adapter is merged into a copy of the base GGUF
+  (`uno_graph.engines.gguf_merge`) and served by a llama.cpp server of its own.
 
 Both implement `Engine` (`uno_graph.engines.base`). Importing this package is cheap: the engines are
 imported on first attribute access.
@@ -26,6 +28,7 @@ _LAZY = {
     "engine_for_model": ("uno_graph.engines.llamacpp", "engine_for_model"),
     "ensure_gguf_lora": ("uno_graph.engines.gguf_lora", "ensure_gguf_lora"),
     "convert_peft_lora": ("uno_graph.engines.gguf_lora", "convert_peft_lora"),
+    "ensure_merged_gguf": ("uno_graph.engines.gguf_merge", "ensure_merged_gguf"),
 }
 
 
@@ -39,4 +42,4 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = ["BACKENDS", "Engine", "GenParams", "LlamaCppEngine", "Row", "TransformersEngine", "adapter_key",
-           "convert_peft_lora", "engine_for_model", "ensure_gguf_lora"]
+           "convert_peft_lora", "engine_for_model", "ensure_gguf_lora", "ensure_merged_gguf"]

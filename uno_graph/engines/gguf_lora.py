@@ -27,7 +27,7 @@ import logging
 import os
 import re
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -104,12 +104,23 @@ class HeadCounts:
 
 
 @dataclass(frozen=True)
+class TensorLayout:
+    """Where a tensor's data sits in a GGUF file: its GGML type, absolute byte offset and size."""
+
+    qtype: Any  # gguf.GGMLQuantizationType
+    offset: int
+    n_bytes: int
+
+
+@dataclass(frozen=True)
 class BaseModelInfo:
-    """What the LoRA side needs from a base model GGUF: architecture, head counts, tensor shapes (GGML order)."""
+    """What the LoRA side needs from a base model GGUF: architecture, head counts, tensor shapes (GGML
+    order), and each tensor's place in the file (for merging an adapter into a copy of it)."""
 
     arch: str
     heads: HeadCounts
     shapes: dict[str, tuple[int, ...]]
+    layout: dict[str, TensorLayout] = field(default_factory=dict)
 
 
 def base_model_info(path: str | Path) -> BaseModelInfo:
@@ -125,15 +136,16 @@ def _base_model_info(path: str, mtime_ns: int, size: int) -> BaseModelInfo:
 
     reader = gguf.GGUFReader(path)
 
-    def field(key: str) -> Any:
+    def value_of(key: str) -> Any:
         value = reader.fields.get(key)
         return None if value is None else value.contents()
 
-    arch = str(field("general.architecture"))
-    n_head = int(field(f"{arch}.attention.head_count"))
-    n_head_kv = int(field(f"{arch}.attention.head_count_kv") or n_head)
+    arch = str(value_of("general.architecture"))
+    n_head = int(value_of(f"{arch}.attention.head_count"))
+    n_head_kv = int(value_of(f"{arch}.attention.head_count_kv") or n_head)
     shapes = {t.name: tuple(int(x) for x in t.shape) for t in reader.tensors}
-    return BaseModelInfo(arch=arch, heads=HeadCounts(n_head, n_head_kv), shapes=shapes)
+    layout = {t.name: TensorLayout(t.tensor_type, int(t.data_offset), int(t.n_bytes)) for t in reader.tensors}
+    return BaseModelInfo(arch=arch, heads=HeadCounts(n_head, n_head_kv), shapes=shapes, layout=layout)
 
 
 def gguf_metadata(path: str | Path, keys: tuple[str, ...]) -> dict[str, Any]:
@@ -143,9 +155,9 @@ def gguf_metadata(path: str | Path, keys: tuple[str, ...]) -> dict[str, Any]:
     reader = gguf.GGUFReader(str(path))
     out: dict[str, Any] = {}
     for key in keys:
-        field = reader.fields.get(key)
-        if field is not None:
-            out[key] = field.contents()
+        entry = reader.fields.get(key)
+        if entry is not None:
+            out[key] = entry.contents()
     return out
 
 
@@ -347,5 +359,5 @@ def convert_on_publish(adapter_dir: Path, manifest: dict[str, Any]) -> Path | No
     return ensure_gguf_lora(adapter_dir, HeadCounts.from_hf_config(config))
 
 
-__all__ = ["CONVERTER_VERSION", "PROJECTIONS", "BaseModelInfo", "HeadCounts", "adapter_hash", "base_model_info", "convert_on_publish",
+__all__ = ["CONVERTER_VERSION", "PROJECTIONS", "BaseModelInfo", "HeadCounts", "TensorLayout", "adapter_hash", "base_model_info", "convert_on_publish",
            "convert_peft_lora", "ensure_gguf_lora", "gguf_cache_dir", "gguf_metadata", "permute", "unpermute"]

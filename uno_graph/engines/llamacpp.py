@@ -24,6 +24,18 @@ How it maps onto llama.cpp's server (run in this process; no HTTP call is made):
 * **Concurrency.** ``n_parallel`` slots decode concurrently; `generate` sends every item of a batch at
   once and the server schedules them (requests beyond the slots wait in its queue). llama.cpp batches
   slots that use the same adapter into one decode step; slots on different adapters take turns.
+* **Merged adapters** (``backend_options={"merge_adapters": True}``). Instead of a runtime LoRA
+  (two small extra matrix products per projection per token), an adapter is served from a copy of the
+  base GGUF with its LoRA merged into the weights (`uno_graph.engines.gguf_merge`: cached by content
+  hash, merged at its first request; a 4/5-bit base's merged tensors become Q8_0, so the file is
+  larger than the base, 145 MB vs 98 MB for the 135M model), in a llama.cpp server of its own with
+  ``merged_parallel`` slots. A request on an adapter then runs at the base model's speed, requests on
+  different adapters decode in different servers at once, and requests on one adapter still batch in
+  their server's slots. At most ``max_merged`` merged servers run (least recently used idle one makes
+  room); beyond them, and when the base GGUF's tensor type cannot be requantized, a request runs as a
+  runtime LoRA on the base server, which still loads every adapter. Each merged server holds one
+  model copy (its GGUF file's size) and its own KV cache. Its answers differ from the runtime LoRA's
+  by the 8-bit rounding of the adapted weights (next-token log-prob shifts correlate ~0.98).
 * **Decoding.** Greedy at temperature 0; the repetition penalty covers the whole slot context (the
   prompt included), as transformers' does; stop strings are llama.cpp's.
 
@@ -42,7 +54,8 @@ import queue
 import secrets
 import signal
 import threading
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -112,6 +125,17 @@ class _Lora:
     gguf: Path
 
 
+@dataclass(eq=False)
+class _Instance:
+    """A llama.cpp server of its own on one adapter's merged GGUF (``merge_adapters``)."""
+
+    lora: _Lora
+    server: Any = None
+    starting: bool = True
+    active: int = 0
+    used: float = 0.0  # time.monotonic() of the last request (least recently used goes first)
+
+
 class LlamaCppEngine:
     """llama.cpp (`xllamacpp.Server`) serving one base GGUF and any number of GGUF LoRA adapters.
 
@@ -122,12 +146,25 @@ class LlamaCppEngine:
         n_threads: llama.cpp threads (default `default_threads()`).
         n_parallel: slots, i.e. requests decoded concurrently.
         ctx_per_slot: context length of each slot (prompt + answer).
+        merge_adapters: serve each adapter from a GGUF with its LoRA merged into the base weights
+            (`uno_graph.engines.gguf_merge`), in a llama.cpp server of its own, instead of as a runtime
+            LoRA on the base server: a request on an adapter runs at the base model's speed, and requests
+            on different adapters decode in parallel servers. Costs one model copy per merged adapter
+            (disk, cached by content hash, and memory) plus that server's KV cache.
+        max_merged: at most this many merged servers run at once; a request on another adapter takes
+            the least recently used idle one's place, or (all busy, or the base GGUF's type cannot be
+            requantized) runs as a runtime LoRA on the base server.
+        merged_parallel: slots of each merged server (default `n_parallel`).
+        merged_type: the GGML type of the merged tensors: default Q8_0 for a coarser base (the embedded
+            Q4_1 would round most of a LoRA's delta away) and the base's own type otherwise; ``"base"``
+            keeps every base type, or a type name (``"F16"``). See `uno_graph.engines.gguf_merge`.
     """
 
     backend = "llamacpp"
 
     def __init__(self, gguf_path: str | Path, tokenizer: Any, model_id: str, *, n_threads: int | None = None,
-                 n_parallel: int = 4, ctx_per_slot: int = 2048, verbosity: int = 0) -> None:
+                 n_parallel: int = 4, ctx_per_slot: int = 2048, verbosity: int = 0, merge_adapters: bool = False,
+                 max_merged: int = 4, merged_parallel: int | None = None, merged_type: str | None = None) -> None:
         try:
             import xllamacpp  # noqa: F401
         except ImportError as exc:
@@ -136,6 +173,8 @@ class LlamaCppEngine:
             ) from exc
         if n_parallel < 1 or ctx_per_slot < 256:  # llama.cpp rounds a slot's context up to 256 tokens anyway
             raise ConfigError(f"need n_parallel >= 1 and ctx_per_slot >= 256, got {n_parallel}, {ctx_per_slot}")
+        if merge_adapters and (max_merged < 1 or (merged_parallel is not None and merged_parallel < 1)):
+            raise ConfigError(f"need max_merged >= 1 and merged_parallel >= 1, got {max_merged}, {merged_parallel}")
         self.gguf_path = Path(gguf_path)
         self.tokenizer = tokenizer
         self._model_id = model_id
@@ -156,6 +195,14 @@ class LlamaCppEngine:
         self._closed = False
         self._pool = ThreadPoolExecutor(max_workers=max(8, 2 * self.n_parallel), thread_name_prefix="uno-llamacpp")
         self.restarts = 0  # servers started so far (adapter set changes)
+        self.merge_adapters = bool(merge_adapters)
+        self.max_merged = int(max_merged)
+        self.merged_parallel = int(merged_parallel or n_parallel)
+        self.merged_type = merged_type or None
+        self._instances: dict[str, _Instance] = {}  # handle -> its merged server (merge_adapters)
+        self._merged_files: dict[tuple[str, int, int], Path | None] = {}  # adapter key -> merged GGUF (None: cannot)
+        self.merged_starts = 0  # merged servers started so far
+        self.fallbacks = 0  # requests on an adapter served as a runtime LoRA in merged mode
 
     @property
     def model_id(self) -> str:
@@ -222,16 +269,21 @@ class LlamaCppEngine:
             used = self.users.handles()
             for handle in [h for h in self.slots if h not in used]:
                 del self.slots[handle]
+            stale = self._prune_locked()
+        del stale  # their servers stop here, outside the lock
 
     # -- the server ------------------------------------------------------------------------------------
 
-    def _build(self, loras: list[_Lora]) -> Any:
+    def _build(self, loras: list[_Lora], model: Path | None = None, n_parallel: int | None = None) -> Any:
+        """A llama.cpp server on `model` (default the base GGUF) with `loras` loaded at scale 0."""
         import xllamacpp as xlc
 
+        model = model or self.gguf_path
+        n_parallel = n_parallel or self.n_parallel
         params = xlc.CommonParams()
-        params.model.path = str(self.gguf_path)
-        params.n_parallel = self.n_parallel
-        params.n_ctx = self.n_parallel * self.ctx_per_slot
+        params.model.path = str(model)
+        params.n_parallel = n_parallel
+        params.n_ctx = n_parallel * self.ctx_per_slot
         params.kv_unified = False  # each slot has its own ctx_per_slot
         params.cpuparams.n_threads = self.n_threads
         params.cpuparams_batch.n_threads = self.n_threads
@@ -251,10 +303,9 @@ class LlamaCppEngine:
                 server = xlc.Server(params)
         except RuntimeError as exc:
             names = ", ".join(str(lora.path) for lora in loras) or "none"
-            raise ArtifactError(f"llama.cpp could not start on {self.gguf_path} with LoRA adapters {names}: {exc}") from exc
-        self.restarts += 1
-        log.info("llama.cpp serving %s with %d LoRA adapter(s), %d slot(s), %d thread(s)", self.gguf_path.name,
-                 len(loras), self.n_parallel, self.n_threads)
+            raise ArtifactError(f"llama.cpp could not start on {model} with LoRA adapters {names}: {exc}") from exc
+        log.info("llama.cpp serving %s with %d LoRA adapter(s), %d slot(s), %d thread(s)", model.name,
+                 len(loras), n_parallel, self.n_threads)
         return server
 
     def _needs_restart(self) -> bool:
@@ -291,6 +342,7 @@ class LlamaCppEngine:
         try:
             del old  # frees the old server (its loop thread ends) before the new one loads
             server = self._build(list(snapshot.values()))
+            self.restarts += 1
         finally:
             with self._cond:
                 self._rebuilding = False
@@ -305,19 +357,128 @@ class LlamaCppEngine:
             self._cond.notify_all()
 
     def warm(self) -> None:
-        """Start (or restart) the server now rather than at the next request."""
+        """Start (or restart) the server now rather than at the next request; with `merge_adapters`,
+        also merge and start the servers of the first `max_merged` registered adapters."""
         self._enter(set())
         self._leave()
+        if self.merge_adapters:
+            with self._cond:
+                handles = list(self.slots)[: self.max_merged]
+            for handle in handles:
+                with contextlib.suppress(AdapterNotFoundError):
+                    _, _, leave = self._route(handle)
+                    leave()
 
     def close(self) -> None:
-        """Stop the server; the engine cannot be used afterwards."""
+        """Stop the servers; the engine cannot be used afterwards."""
         with self._cond:
             self._closed = True
-            while self._active or self._rebuilding:
+            while self._active or self._rebuilding or any(i.active or i.starting for i in self._instances.values()):
                 self._cond.wait()
             server, self._server = self._server, None
+            instances, self._instances = list(self._instances.values()), {}
         del server
+        for instance in instances:
+            instance.server = None
+        del instances
         self._pool.shutdown(wait=False)
+
+    # -- merged adapters (merge_adapters) ----------------------------------------------------------------
+
+    def _prune_locked(self) -> list[Any]:
+        """Take the idle merged servers whose adapter was dropped (or re-registered) out; the caller
+        drops the returned servers outside the lock."""
+        out = []
+        for handle, instance in list(self._instances.items()):
+            if self.slots.get(handle) is not instance.lora and not instance.active and not instance.starting:
+                del self._instances[handle]
+                out.append(instance.server)
+                instance.server = None
+        return out
+
+    def _merged_file(self, lora: _Lora) -> Path | None:
+        """The adapter's merged GGUF (merged now unless cached), or None when the base cannot be requantized."""
+        if lora.key in self._merged_files:
+            return self._merged_files[lora.key]
+        from uno_graph.engines.gguf_merge import ensure_merged_gguf
+
+        try:
+            path: Path | None = ensure_merged_gguf(self.gguf_path, lora.gguf, qtype=self.merged_type)
+        except ConfigError as exc:
+            log.warning("serving %s as a runtime LoRA: %s", lora.path, exc)
+            path = None
+        self._merged_files[lora.key] = path
+        return path
+
+    def _route(self, internal: str | None) -> tuple[Any, dict[str, int], Callable[[], None]]:
+        """(server, LoRA ids for the request body, release) for one request on `internal`."""
+        merged = self._merged(internal)
+        if merged is not None:
+            return merged[0], {}, merged[1]
+        server, ids = self._enter({internal} if internal is not None else set())
+        return server, ids, self._leave
+
+    def _merged(self, internal: str | None) -> tuple[Any, Callable[[], None]] | None:
+        """(server, release) of the adapter's merged server (merged and started first if needed), or None
+        when the request goes to the base server: the base model, runtime-LoRA mode, or no merged
+        server to be had (all `max_merged` busy, or the base GGUF cannot be requantized)."""
+        if internal is None or not self.merge_adapters:
+            return None
+        dropped: list[Any] = []
+        with self._cond:
+            while True:
+                if self._closed:
+                    raise ConfigError("this LlamaCppEngine was closed")
+                lora = self.slots.get(internal)
+                if lora is None:
+                    raise AdapterNotFoundError(f"adapter(s) {[internal]} were unloaded while the call was queued")
+                dropped += self._prune_locked()
+                instance = self._instances.get(internal)
+                if instance is not None and instance.lora is lora:
+                    if instance.starting:
+                        self._cond.wait()
+                        continue
+                    instance.active += 1
+                    instance.used = time.monotonic()
+                    return instance.server, lambda: self._release(instance)
+                if instance is None and self._merged_files.get(lora.key, lora.gguf) is not None:
+                    if len(self._instances) >= self.max_merged:
+                        idle = [(i.used, h) for h, i in self._instances.items() if not i.active and not i.starting]
+                        if idle:
+                            evicted = self._instances.pop(min(idle)[1])
+                            dropped.append(evicted.server)
+                            evicted.server = None
+                    if len(self._instances) < self.max_merged:
+                        instance = self._instances[internal] = _Instance(lora=lora)
+                        break
+                # no merged server to be had: the runtime LoRA on the base server
+                self.fallbacks += 1
+                break
+        del dropped  # evicted servers stop here, outside the lock
+        if instance is None or instance.lora is not lora:
+            return None
+        server = None
+        try:
+            path = self._merged_file(lora)
+            if path is not None:
+                server = self._build([], path, self.merged_parallel)
+        finally:
+            with self._cond:
+                instance.starting = False
+                self.merged_starts += server is not None
+                if server is None:  # cannot merge, or the start failed (raised): forget the instance
+                    self._instances.pop(internal, None)
+                else:
+                    instance.server = server
+                self._cond.notify_all()
+        return self._merged(internal)
+
+    def _release(self, instance: _Instance) -> None:
+        with self._cond:
+            instance.active -= 1
+            stale = self._prune_locked() if not instance.active else []
+            self._cond.notify_all()
+        del stale
 
     # -- generation ------------------------------------------------------------------------------------
 
@@ -372,25 +533,40 @@ class LlamaCppEngine:
                  params: GenParams | Sequence[GenParams], stops: list[tuple[str, ...]], *,
                  cancel: threading.Event | None = None) -> list[Row]:
         per_item = [params] * len(prompts) if isinstance(params, GenParams) else list(params)
-        server, ids = self._enter({i for i in internals if i is not None})
+        routes: dict[str | None, tuple[Any, dict[str, int], Callable[[], None]]] = {}
+        leaves: list[Callable[[], None]] = []
         try:
-            bodies = [self._body(p, i, s, st, ids) for p, i, s, st in zip(prompts, internals, per_item, stops)]
-            if len(bodies) == 1:
-                return [self._one(server, bodies[0])]
-            futures = [self._pool.submit(self._one, server, body) for body in bodies]
+            on_base: set[str | None] = set()
+            for internal in sorted(set(internals), key=lambda i: i or ""):  # merged servers (merge_adapters)
+                merged = self._merged(internal)
+                if merged is None:
+                    on_base.add(internal)
+                else:
+                    leaves.append(merged[1])
+                    routes[internal] = (merged[0], {}, merged[1])
+            if on_base:  # entered once per call: a restart waits for the calls inside to leave
+                server, ids = self._enter({i for i in on_base if i is not None})
+                leaves.append(self._leave)
+                routes.update(dict.fromkeys(on_base, (server, ids, self._leave)))
+            jobs = [(routes[i][0], self._body(p, i, s, st, routes[i][1]))
+                    for p, i, s, st in zip(prompts, internals, per_item, stops)]
+            if len(jobs) == 1:
+                return [self._one(*jobs[0])]
+            futures = [self._pool.submit(self._one, server, body) for server, body in jobs]
             return [f.result() for f in futures]
         finally:
-            self._leave()
+            for leave in leaves:
+                leave()
 
     def next_token_logprobs(self, prompt: list[int], internal: str | None = None, k: int = 20) -> dict[int, float]:
         """The model's own log-probabilities (before any sampler) of its `k` likeliest next tokens after
         `prompt`, under adapter `internal`: {token id: log p}. For parity checks against transformers."""
-        server, ids = self._enter({internal} if internal is not None else set())
+        server, ids, leave = self._route(internal)
         try:
             body = self._body(prompt, internal, GenParams(1, 0.0, 1.0, 1.0, None), (), ids)
             result = server.handle_completions({**body, "logprobs": int(k)})
         finally:
-            self._leave()
+            leave()
         message = self._error(result)
         if message is not None:
             self._raise(message, prompt)
@@ -399,7 +575,7 @@ class LlamaCppEngine:
 
     def stream(self, prompt: list[int], internal: str | None, params: GenParams, stops: tuple[str, ...],
                cancel: threading.Event) -> Iterator[str | Row]:
-        server, ids = self._enter({internal} if internal is not None else set())
+        server, ids, leave = self._route(internal)
         body = {**self._body(prompt, internal, params, stops, ids), "stream": True,
                 "stream_options": {"include_usage": True}}
         pieces: queue.Queue[tuple[str, Any]] = queue.Queue()
@@ -447,7 +623,7 @@ class LlamaCppEngine:
         finally:
             cancel.set()
             thread.join()
-            self._leave()
+            leave()
 
 
 # -- one engine per model and settings, per process ---------------------------------------------------
@@ -457,11 +633,14 @@ _LOCK = threading.Lock()
 
 
 def engine_for_model(model: str = DEFAULT_MODEL, *, gguf: str | Path | None = None, n_threads: int | None = None,
-                     n_parallel: int = 4, ctx_per_slot: int = 2048, verbosity: int = 0) -> LlamaCppEngine:
+                     n_parallel: int = 4, ctx_per_slot: int = 2048, verbosity: int = 0, merge_adapters: bool = False,
+                     max_merged: int = 4, merged_parallel: int | None = None,
+                     merged_type: str | None = None) -> LlamaCppEngine:
     """The process's `LlamaCppEngine` for `model` with these settings (built on first use).
 
     `model` is the embedded default or a local Hugging Face directory (its tokenizer renders prompts);
-    the GGUF llama.cpp runs is found by `base_gguf`.
+    the GGUF llama.cpp runs is found by `base_gguf`. `merge_adapters`, `max_merged`, `merged_parallel`
+    and `merged_type`: see `LlamaCppEngine`.
     """
     from transformers import AutoTokenizer
 
@@ -472,7 +651,9 @@ def engine_for_model(model: str = DEFAULT_MODEL, *, gguf: str | Path | None = No
         raise ArtifactError(f"model {model!r} is neither {DEFAULT_MODEL!r} nor a local Hugging Face model directory")
     gguf_path = base_gguf(model, gguf)
     threads = int(n_threads or default_threads())
-    key = (model, str(gguf_path.resolve()), threads, int(n_parallel), int(ctx_per_slot))
+    merged = ((True, int(max_merged), int(merged_parallel or n_parallel), str(merged_type or "").upper())
+              if merge_adapters else (False,))
+    key = (model, str(gguf_path.resolve()), threads, int(n_parallel), int(ctx_per_slot), *merged)
     with _LOCK:
         engine = _ENGINES.get(key)
         if engine is None or engine._closed:  # noqa: SLF001
@@ -480,7 +661,8 @@ def engine_for_model(model: str = DEFAULT_MODEL, *, gguf: str | Path | None = No
             tokenizer = AutoTokenizer.from_pretrained(path)
             model_id = model if model == DEFAULT_MODEL else str(path.resolve())
             engine = LlamaCppEngine(gguf_path, tokenizer, model_id, n_threads=threads, n_parallel=n_parallel,
-                                    ctx_per_slot=ctx_per_slot, verbosity=verbosity)
+                                    ctx_per_slot=ctx_per_slot, verbosity=verbosity, merge_adapters=merge_adapters,
+                                    max_merged=max_merged, merged_parallel=merged_parallel, merged_type=merged_type)
             _ENGINES[key] = engine
         return engine
 
