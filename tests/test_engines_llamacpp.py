@@ -15,7 +15,6 @@ adapters' effect on the log-probabilities, where a wrong conversion stands out.
 
 from __future__ import annotations
 
-import ctypes
 import shutil
 import signal
 import time
@@ -23,6 +22,7 @@ import time
 import numpy as np
 import pytest
 
+from tests.llamacpp_helpers import SIGINT_AT_IMPORT, WORDS, agrees, c_handler, prefix
 from tests.requires import require_module
 
 require_module("xllamacpp", "pip install 'uno-graph[llamacpp]'")
@@ -32,29 +32,7 @@ PROMPTS = ["What is the capital of France?", "How do I boil an egg?", "Give me a
            "What should I pack for a weekend in Lisbon?", "Why is the sky blue?", "Name three fruits.",
            "How do I get from Rome to Florence?", "Write one sentence about autumn."]
 TOKENS = 32
-WORDS = 5  # "agreement" = the first WORDS words of both answers are equal
 THREADS = 1
-
-
-def _c_handler(sig: int) -> bytes:
-    buf = ctypes.create_string_buffer(512)
-    ctypes.CDLL(None).sigaction(sig, None, buf)
-    return buf.raw[:8]  # sa_handler
-
-
-SIGINT_AT_IMPORT = _c_handler(signal.SIGINT)
-
-
-def _prefix(a: str, b: str) -> int:
-    a_words, b_words = a.split(), b.split()
-    n = 0
-    while n < min(len(a_words), len(b_words)) and a_words[n] == b_words[n]:
-        n += 1
-    return n
-
-
-def _agrees(a: str, b: str) -> bool:
-    return _prefix(a, b) >= min(WORDS, len(a.split()), len(b.split())) and bool(a.split()) == bool(b.split())
 
 
 @pytest.fixture(scope="module")
@@ -117,10 +95,10 @@ def test_greedy_answers_agree_with_the_same_adapter(engines, record_property):
             answers[name, adapter] = [m.content for m in model.generate_batch(PROMPTS, adapters=adapter)]
     report = {
         "prompts": len(PROMPTS), "tokens": TOKENS, "words": WORDS,
-        "base_agree": sum(map(_agrees, answers["hf", None], answers["lc", None])),
-        "adapter_agree": sum(map(_agrees, answers["hf", "mild"], answers["lc", "mild"])),
-        "adapter_prefix_words": [_prefix(a, b) for a, b in zip(answers["hf", "mild"], answers["lc", "mild"])],
-        "base_prefix_words": [_prefix(a, b) for a, b in zip(answers["hf", None], answers["lc", None])],
+        "base_agree": sum(map(agrees, answers["hf", None], answers["lc", None])),
+        "adapter_agree": sum(map(agrees, answers["hf", "mild"], answers["lc", "mild"])),
+        "adapter_prefix_words": [prefix(a, b) for a, b in zip(answers["hf", "mild"], answers["lc", "mild"])],
+        "base_prefix_words": [prefix(a, b) for a, b in zip(answers["hf", None], answers["lc", None])],
         "llamacpp_adapter_changed": sum(a != b for a, b in zip(answers["lc", None], answers["lc", "mild"])),
         "transformers_adapter_changed": sum(a != b for a, b in zip(answers["hf", None], answers["hf", "mild"])),
         "seconds": round(time.perf_counter() - start, 1),
@@ -217,7 +195,7 @@ def test_adapters_do_not_leak_between_requests_or_slots(engines):
     assert lc.invoke(question, max_new_tokens=16).content == base  # no KV cache reused from the adapter's run
     mixed = lc.generate_batch([question] * 4, adapters=[None, "mild", None, "mild"], max_new_tokens=16)
     for message, want in zip(mixed, [base, tuned, base, tuned]):  # concurrent slots, two adapters
-        assert _prefix(message.content, want) >= min(WORDS, len(want.split()))
+        assert prefix(message.content, want) >= min(WORDS, len(want.split()))
 
 
 def test_adapters_load_and_unload_at_run_time(engines, adapters):
@@ -242,7 +220,7 @@ def test_adapters_load_and_unload_at_run_time(engines, adapters):
     assert lc.invoke(question, adapter="qk_wrong", max_new_tokens=8).content == wrong
     assert engine.restarts == before + 2
     lc.unload_adapter("qk_wrong")
-    assert _c_handler(signal.SIGINT) == SIGINT_AT_IMPORT  # llama.cpp's handler did not stay (Ctrl-C works)
+    assert c_handler(signal.SIGINT) == SIGINT_AT_IMPORT  # llama.cpp's handler did not stay (Ctrl-C works)
 
 
 def test_a_prompt_longer_than_a_slot_is_refused():

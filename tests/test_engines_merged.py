@@ -10,7 +10,6 @@ answers. Merged files go to a temporary cache directory.
 
 from __future__ import annotations
 
-import ctypes
 import os
 import signal
 import subprocess
@@ -23,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.llamacpp_helpers import SIGINT_AT_IMPORT, agrees, c_handler
 from tests.requires import require_module
 
 require_module("xllamacpp", "pip install 'uno-graph[llamacpp]'")
@@ -32,29 +32,7 @@ pytestmark = pytest.mark.integration
 PROMPTS = ["What is the capital of France?", "How do I boil an egg?", "Why is the sky blue?", "Name three fruits.",
            "Give me a tip for learning Python.", "Write one sentence about autumn."]
 TOKENS = 24
-WORDS = 5
 THREADS = 1
-
-
-def _c_handler(sig: int) -> bytes:
-    buf = ctypes.create_string_buffer(512)
-    ctypes.CDLL(None).sigaction(sig, None, buf)
-    return buf.raw[:8]  # sa_handler
-
-
-SIGINT_AT_IMPORT = _c_handler(signal.SIGINT)
-
-
-def _prefix(a: str, b: str) -> int:
-    a_words, b_words = a.split(), b.split()
-    n = 0
-    while n < min(len(a_words), len(b_words)) and a_words[n] == b_words[n]:
-        n += 1
-    return n
-
-
-def _agrees(a: str, b: str) -> bool:
-    return _prefix(a, b) >= min(WORDS, len(a.split()), len(b.split())) and bool(a.split()) == bool(b.split())
 
 
 @pytest.fixture(scope="module")
@@ -232,7 +210,7 @@ def test_merged_adapter_shifts_log_probabilities_as_the_runtime_lora(models, rec
                         "mean_abs_shift": float(np.abs(a).mean()), "mae": float(np.abs(a - b).mean())}
     answers = {label: [m.content for m in model.generate_batch(PROMPTS, adapters="mild")]
                for label, model in (("runtime", runtime), ("merged", merged))}
-    report["greedy_agree"] = sum(map(_agrees, answers["runtime"], answers["merged"]))
+    report["greedy_agree"] = sum(map(agrees, answers["runtime"], answers["merged"]))
     record_property("merged_vs_runtime", report)
     print("\nmerged vs runtime LoRA:", report)
     for name in ("mild", "qk"):
@@ -255,14 +233,14 @@ def test_concurrent_mixed_adapter_requests_get_their_own_answers(models):
         threaded = list(pool.map(lambda n: merged.invoke(question, adapter=n).content, mixed))
     batched = [m.content for m in merged.generate_batch([question] * len(mixed), adapters=mixed)]
     for name, a, b in zip(mixed, threaded, batched):
-        assert _agrees(a, alone[name]), (name, a, alone[name])
-        assert _agrees(b, alone[name]), (name, b, alone[name])
+        assert agrees(a, alone[name]), (name, a, alone[name])
+        assert agrees(b, alone[name]), (name, b, alone[name])
     streamed = "".join(c.content for c in merged.stream(question, adapter="qk"))
     assert streamed == alone["qk"]
     assert merged.invoke(question).content == alone[None]  # the base server reuses no adapter's KV cache
     assert set(engine._instances) == {merged._handles["mild"], merged._handles["qk"]}
     assert engine.fallbacks == 0
-    assert _c_handler(signal.SIGINT) == SIGINT_AT_IMPORT  # llama.cpp's handlers did not stay
+    assert c_handler(signal.SIGINT) == SIGINT_AT_IMPORT  # llama.cpp's handlers did not stay
 
 
 def test_max_merged_evicts_the_least_recently_used_and_falls_back_to_runtime_lora(adapters, merged_cache, models):
@@ -281,9 +259,9 @@ def test_max_merged_evicts_the_least_recently_used_and_falls_back_to_runtime_lor
         assert engine.fallbacks == 0
         both = one.generate_batch([question] * 2, adapters=["mild", "qk"])  # mild evicts qk; qk: runtime LoRA
         assert engine.fallbacks == 1 and list(engine._instances) == [one._handles["mild"]]
-        assert _agrees(both[0].content, mild) and _agrees(both[1].content, qk)
+        assert agrees(both[0].content, mild) and agrees(both[1].content, qk)
         want = runtime.invoke(question, adapter="qk", max_new_tokens=12).content
-        assert _agrees(both[1].content, want)  # the fallback is the runtime LoRA
+        assert agrees(both[1].content, want)  # the fallback is the runtime LoRA
         one.unload_adapter("mild")
         assert engine._instances == {}  # an idle merged server of a dropped adapter stops
     finally:
