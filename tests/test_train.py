@@ -86,10 +86,12 @@ def test_config_accepts_every_expert_objective_and_rejects_others():
 
 
 def test_cli_expert_objective_choices_follow_the_config(capsys):
-    from uno_graph.cli import build_parser
+    from uno_graph.cli import _config, build_parser
 
     parser = build_parser()
-    assert parser.parse_args(["learn", "--workdir", "w"]).expert_objective == "sft"
+    assert _config(parser.parse_args(["learn", "--workdir", "w"])).expert_objective == "sft"  # the config's default
+    learners = _config(parser.parse_args(["learn", "--workdir", "w", "--learner", "kto", "--learner", "sft"]))
+    assert (learners.expert_objective, learners.learners) == ("kto", ("kto", "sft"))  # the first --learner decides
     for name in EXPERT_OBJECTIVES:
         assert parser.parse_args(["learn", "--workdir", "w", "--expert-objective", name]).expert_objective == name
     with pytest.raises(SystemExit):
