@@ -88,3 +88,20 @@ def test_tool_call_responses_are_not_critiqued(router):
 def test_bad_mode():
     with pytest.raises(ConfigError, match="uno_single"):
         UnoMiddleware(router=None, mode="bogus")
+
+
+def test_a_messages_stream_shows_the_critic_routes_revision_once(router):
+    """stream_mode="messages": the draft and the critique are internal (tagged nostream); the revision
+    streams, and the final message is the same message (its id), so it is not shown twice."""
+    model, agent = _agent(router)
+    streamed = [chunk for chunk, _ in agent.stream({"messages": [("user", "what is in paris")]}, stream_mode="messages")
+                if chunk.type == "ai"]
+    final = agent.invoke({"messages": [("user", "what is in paris")]})["messages"][-1]
+    assert len({c.id for c in streamed}) == 1
+    text = "".join(c.text for c in streamed)
+    assert text == final.content and "## Suggestion" not in text  # no critique, no draft, once
+    assert "Provide suggestions" not in text
+    # the Expert route is one call, streamed once as before
+    expert = [c for c, _ in agent.stream({"messages": [("user", "how long to boil an egg")]}, stream_mode="messages")
+              if c.type == "ai"]
+    assert len({c.id for c in expert}) == 1 and "".join(c.text for c in expert).startswith("[c-egg/expert]")

@@ -53,6 +53,7 @@ from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, SystemM
 
 from uno_graph.adapter_choice import choose_adapter
 from uno_graph.graph import MODES
+from uno_graph.nodes.common import internal
 from uno_graph.router import RouteDecision, Router
 from uno_graph.rules_context import RulesInContext
 
@@ -197,6 +198,12 @@ class UnoMiddleware(AgentMiddleware):
         """The critique / revision model answering with `adapter` (None: base), and its call keywords."""
         return choose_adapter(self._critic_model(request), adapter, self.adapter_models)
 
+    @staticmethod
+    def _unstreamed(request: ModelRequest) -> ModelRequest:
+        """The request with its model call tagged ``nostream``: LangGraph's messages stream skips its
+        tokens (the Critic path's draft; a tool-call turn still reaches the stream whole at the node's end)."""
+        return request.override(model=request.model.with_config(internal(None)))
+
     def _critic_model(self, request: ModelRequest) -> Any:
         return self.model if self.model is not None else request.model
 
@@ -214,6 +221,8 @@ class UnoMiddleware(AgentMiddleware):
                        critique: AIMessage, revised: AIMessage, decision: RouteDecision):
         final = _tag(draft, decision, route="critic", adapter=decision.adapter, calls=3, content=revised.content,
                      usage=_usage([draft, critique, revised]))
+        if revised.id:  # the revision's streamed tokens and the final message are one message to a messages stream
+            final = final.model_copy(update={"id": revised.id})
         messages = list(response.result)
         messages[index] = final
         return _rewrap(ModelResponse(result=messages, structured_response=response.structured_response), command)
@@ -271,14 +280,14 @@ class UnoMiddleware(AgentMiddleware):
                                   route="expert", adapter=decision.adapter)
         if decision.route != "critic" or self._run_mode(request) != "uno":
             return self._one_call(handler(request), decision, route="base", adapter=None)
-        result = handler(request)
+        result = handler(self._unstreamed(request))  # the draft: a messages stream shows the revision only
         response, command = _as_model_response(result)
         i = _last_ai_index(response)
         if i is None or response.result[i].tool_calls or response.structured_response is not None:
             return result
         draft = response.result[i]
         critic, critic_kwargs = self._answering(request, decision.adapter)
-        critique = critic.invoke(prompts.critic_messages(query, draft.text), **critic_kwargs)
+        critique = critic.invoke(prompts.critic_messages(query, draft.text), config=internal(None), **critic_kwargs)
         base, base_kwargs = self._answering(request, None)
         revised = base.invoke(prompts.revise_messages(query, draft.text, critique.text), **base_kwargs)
         return self._finish_critic(response, command, i, draft, critique, revised, decision)
@@ -296,14 +305,14 @@ class UnoMiddleware(AgentMiddleware):
                                   route="expert", adapter=decision.adapter)
         if decision.route != "critic" or self._run_mode(request) != "uno":
             return self._one_call(await handler(request), decision, route="base", adapter=None)
-        result = await handler(request)
+        result = await handler(self._unstreamed(request))  # the draft: a messages stream shows the revision only
         response, command = _as_model_response(result)
         i = _last_ai_index(response)
         if i is None or response.result[i].tool_calls or response.structured_response is not None:
             return result
         draft = response.result[i]
         critic, critic_kwargs = self._answering(request, decision.adapter)
-        critique = await critic.ainvoke(prompts.critic_messages(query, draft.text), **critic_kwargs)
+        critique = await critic.ainvoke(prompts.critic_messages(query, draft.text), config=internal(None), **critic_kwargs)
         base, base_kwargs = self._answering(request, None)
         revised = await base.ainvoke(prompts.revise_messages(query, draft.text, critique.text), **base_kwargs)
         return self._finish_critic(response, command, i, draft, critique, revised, decision)
