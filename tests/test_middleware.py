@@ -105,3 +105,12 @@ def test_a_messages_stream_shows_the_critic_routes_revision_once(router):
     expert = [c for c, _ in agent.stream({"messages": [("user", "how long to boil an egg")]}, stream_mode="messages")
               if c.type == "ai"]
     assert len({c.id for c in expert}) == 1 and "".join(c.text for c in expert).startswith("[c-egg/expert]")
+
+
+def test_route_and_critique_come_out_as_custom_events(router):
+    _, agent = _agent(router)
+    events = [c for mode, c in agent.stream({"messages": [("user", "what is in paris")]}, stream_mode=["custom", "messages"])
+              if mode == "custom"]
+    assert events[0]["uno_event"] == "routed" and (events[0]["route"], events[0]["cluster_id"]) == ("critic", "c-paris")
+    assert events[1]["uno_event"] == "critique" and events[1]["critique"].startswith("[c-paris/critic]")
+    _ask(agent, "how long to boil an egg")  # outside a stream, nothing to write to: no error

@@ -103,6 +103,26 @@ def _usage(messages: list[AIMessage]) -> dict[str, int]:
     return {"input_tokens": inp, "output_tokens": out, "total_tokens": inp + out}
 
 
+def _emit(event: dict[str, Any]) -> None:
+    """A ``custom`` stream event, as the graph's nodes send (``uno_event``: routed, critique); nothing
+    when the agent runs outside a LangGraph stream context."""
+    from langgraph.config import get_stream_writer
+
+    try:
+        writer = get_stream_writer()
+    except RuntimeError:  # called outside a runnable context
+        return
+    writer(event)
+
+
+def _routed(decision: RouteDecision, route: str) -> None:
+    event = {"uno_event": "routed", "route": route, "cluster_id": decision.cluster_id,
+             "distance": decision.distance, "adapter": decision.adapter}
+    if decision.arm is not None:  # late ensemble: which variant's arm was drawn
+        event["arm"] = decision.arm
+    _emit(event)
+
+
 def _tag(message: AIMessage, decision: RouteDecision, *, route: str, adapter: str | None, calls: int,
          content: Any = None, usage: dict[str, int] | None = None) -> AIMessage:
     meta = {**(message.response_metadata or {}), "uno_route": route, "uno_cluster": decision.cluster_id,
@@ -273,8 +293,10 @@ class UnoMiddleware(AgentMiddleware):
             return handler(request)
         if self._run_mode(request) == "rules_in_context":
             ruled, decision = self._rules_request(request, query)
+            _routed(decision, "rules")
             return self._one_call(handler(ruled), decision, route="rules", adapter=None)
         decision = self.router.route(query, self._user_id(request))
+        _routed(decision, decision.route)
         if decision.route == "expert":
             return self._one_call(handler(self._expert_request(request, decision.adapter)), decision,
                                   route="expert", adapter=decision.adapter)
@@ -288,6 +310,7 @@ class UnoMiddleware(AgentMiddleware):
         draft = response.result[i]
         critic, critic_kwargs = self._answering(request, decision.adapter)
         critique = critic.invoke(prompts.critic_messages(query, draft.text), config=internal(None), **critic_kwargs)
+        _emit({"uno_event": "critique", "critique": critique.text})
         base, base_kwargs = self._answering(request, None)
         revised = base.invoke(prompts.revise_messages(query, draft.text, critique.text), **base_kwargs)
         return self._finish_critic(response, command, i, draft, critique, revised, decision)
@@ -298,8 +321,10 @@ class UnoMiddleware(AgentMiddleware):
             return await handler(request)
         if self._run_mode(request) == "rules_in_context":
             ruled, decision = await asyncio.to_thread(self._rules_request, request, query)
+            _routed(decision, "rules")
             return self._one_call(await handler(ruled), decision, route="rules", adapter=None)
         decision = await asyncio.to_thread(self.router.route, query, self._user_id(request))
+        _routed(decision, decision.route)
         if decision.route == "expert":
             return self._one_call(await handler(self._expert_request(request, decision.adapter)), decision,
                                   route="expert", adapter=decision.adapter)
@@ -313,6 +338,7 @@ class UnoMiddleware(AgentMiddleware):
         draft = response.result[i]
         critic, critic_kwargs = self._answering(request, decision.adapter)
         critique = await critic.ainvoke(prompts.critic_messages(query, draft.text), config=internal(None), **critic_kwargs)
+        _emit({"uno_event": "critique", "critique": critique.text})
         base, base_kwargs = self._answering(request, None)
         revised = await base.ainvoke(prompts.revise_messages(query, draft.text, critique.text), **base_kwargs)
         return self._finish_critic(response, command, i, draft, critique, revised, decision)
