@@ -53,7 +53,7 @@ from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, SystemM
 
 from uno_graph.adapter_choice import choose_adapter
 from uno_graph.graph import MODES
-from uno_graph.nodes.common import internal
+from uno_graph.nodes.common import internal, routed_event
 from uno_graph.router import RouteDecision, Router
 from uno_graph.rules_context import RulesInContext
 
@@ -113,14 +113,6 @@ def _emit(event: dict[str, Any]) -> None:
     except RuntimeError:  # called outside a runnable context
         return
     writer(event)
-
-
-def _routed(decision: RouteDecision, route: str) -> None:
-    event = {"uno_event": "routed", "route": route, "cluster_id": decision.cluster_id,
-             "distance": decision.distance, "adapter": decision.adapter}
-    if decision.arm is not None:  # late ensemble: which variant's arm was drawn
-        event["arm"] = decision.arm
-    _emit(event)
 
 
 def _tag(message: AIMessage, decision: RouteDecision, *, route: str, adapter: str | None, calls: int,
@@ -293,10 +285,10 @@ class UnoMiddleware(AgentMiddleware):
             return handler(request)
         if self._run_mode(request) == "rules_in_context":
             ruled, decision = self._rules_request(request, query)
-            _routed(decision, "rules")
+            _emit(routed_event(decision, "rules"))
             return self._one_call(handler(ruled), decision, route="rules", adapter=None)
         decision = self.router.route(query, self._user_id(request))
-        _routed(decision, decision.route)
+        _emit(routed_event(decision))
         if decision.route == "expert":
             return self._one_call(handler(self._expert_request(request, decision.adapter)), decision,
                                   route="expert", adapter=decision.adapter)
@@ -321,10 +313,10 @@ class UnoMiddleware(AgentMiddleware):
             return await handler(request)
         if self._run_mode(request) == "rules_in_context":
             ruled, decision = await asyncio.to_thread(self._rules_request, request, query)
-            _routed(decision, "rules")
+            _emit(routed_event(decision, "rules"))
             return self._one_call(await handler(ruled), decision, route="rules", adapter=None)
         decision = await asyncio.to_thread(self.router.route, query, self._user_id(request))
-        _routed(decision, decision.route)
+        _emit(routed_event(decision))
         if decision.route == "expert":
             return self._one_call(await handler(self._expert_request(request, decision.adapter)), decision,
                                   route="expert", adapter=decision.adapter)

@@ -15,6 +15,8 @@ Streaming (`graph.stream(..., stream_mode="messages")`) carries the answer and n
 
 from __future__ import annotations
 
+from typing import Any
+
 from langchain_core.messages import AIMessage, AnyMessage, HumanMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.constants import TAG_NOSTREAM
@@ -39,6 +41,17 @@ def internal(config: RunnableConfig | None) -> RunnableConfig:
     `TAG_NOSTREAM`), so `stream_mode="messages"` leaves it out; callbacks and tracing stay."""
     config = config or {}
     return {**config, "tags": [*(config.get("tags") or []), TAG_NOSTREAM]}
+
+
+def routed_event(decision: Any, route: str | None = None) -> dict[str, Any]:
+    """The ``custom`` stream event that reports a routing decision (`router.RouteDecision`), with the
+    late ensemble's drawn arm when there is one; `route` overrides the decision's (``"rules"``). The
+    graph's route node and the agent middleware send the same event."""
+    event = {"uno_event": "routed", "route": route or decision.route, "cluster_id": decision.cluster_id,
+             "distance": decision.distance, "adapter": decision.adapter}
+    if decision.arm is not None:  # late ensemble: which variant's arm was drawn
+        event["arm"] = decision.arm
+    return event
 
 
 def spend(state: dict, reply: AIMessage) -> dict[str, int]:

@@ -11,7 +11,7 @@ from typing import Literal
 from langgraph.config import get_stream_writer
 from langgraph.runtime import Runtime
 
-from uno_graph.nodes.common import last_query
+from uno_graph.nodes.common import last_query, routed_event
 from uno_graph.nodes.generate import continues_to_critique, run_mode
 from uno_graph.router import Router
 from uno_graph.rules_context import RulesInContext
@@ -34,11 +34,7 @@ def make_route(router: Router, mode: str = "uno", rules: RulesInContext | None =
         update = {"route": decision.route, "cluster_id": decision.cluster_id, "distance": decision.distance,
                   "adapter": decision.adapter, "budget": decision.max_new_tokens, "arm": decision.arm,
                   "tokens": {"input_tokens": 0, "output_tokens": 0, "calls": 0}}
-        event = {"uno_event": "routed", "route": decision.route, "cluster_id": decision.cluster_id,
-                 "distance": decision.distance, "adapter": decision.adapter}
-        if decision.arm is not None:  # late ensemble: which variant's arm was drawn
-            event["arm"] = decision.arm
-        get_stream_writer()(event)
+        get_stream_writer()(routed_event(decision))
         return update
 
     return route
