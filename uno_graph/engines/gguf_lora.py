@@ -27,6 +27,8 @@ import logging
 import os
 import re
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -306,6 +308,21 @@ def gguf_cache_dir() -> Path:
     return cache_dir() / "lora-gguf"
 
 
+@contextmanager
+def writing_into(target: Path, *, prefix: str) -> Iterator[str]:
+    """A hidden temporary path beside `target` to write a cached file to: renamed onto `target` when the
+    block ends, removed when it raises, so `target` only ever names a complete file (across processes too)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=prefix, suffix=".tmp")
+    os.close(fd)
+    try:
+        yield tmp
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def ensure_gguf_lora(adapter_dir: str | Path, heads: HeadCounts | None = None, *, n_head: int | None = None,
                      n_head_kv: int | None = None, cache: str | Path | None = None) -> Path:
     """The GGUF version of the PEFT adapter in `adapter_dir`, converting it unless the cache has it.
@@ -321,15 +338,8 @@ def ensure_gguf_lora(adapter_dir: str | Path, heads: HeadCounts | None = None, *
     target = root / f"{adapter_hash(adapter_dir, heads)}.gguf"
     if target.is_file():
         return target
-    root.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=root, prefix=f".{target.stem[:16]}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with writing_into(target, prefix=f".{target.stem[:16]}.") as tmp:
         convert_peft_lora(adapter_dir, tmp, heads)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     log.info("converted LoRA adapter %s to %s", adapter_dir, target)
     return target
 

@@ -38,7 +38,6 @@ import hashlib
 import logging
 import os
 import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -287,17 +286,13 @@ def ensure_merged_gguf(base_file: str | Path, lora_file: str | Path, *, scale: f
     target = root / f"{key}.gguf"
     if target.is_file():
         return target
+    from uno_graph.engines.gguf_lora import writing_into
+
     root.mkdir(parents=True, exist_ok=True)
     stem = key[:16]
     _remove_dead_temps(root, stem)
-    fd, tmp = tempfile.mkstemp(dir=root, prefix=f".{stem}.{os.getpid()}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with writing_into(target, prefix=f".{stem}.{os.getpid()}.") as tmp:
         stats = merge_lora_into_gguf(base_file, lora_file, tmp, scale=scale, qtype=qtype)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     log.info("merged LoRA %s into %s: %s (%d tensors, %.1f s)", Path(lora_file).name, Path(base_file).name,
              target, stats["tensors"], stats["seconds"])
     return target
