@@ -39,12 +39,25 @@ import numpy as np
 
 
 @dataclass
+class Part:
+    """One group of a want cluster's queries (its logs on one subject): routing reaches the cluster
+    through the nearest part, by that part's own centroid and radius."""
+
+    members: list[str]
+    centroid: np.ndarray
+    radius: float
+
+
+@dataclass
 class Cluster:
     id: str
     members: list[str]
     centroid: np.ndarray  # mean of members' normalised query embeddings (not re-normalised)
     radius: float  # 95th percentile member→centroid L2 distance: how far its queries reach
     rules: list[str] = field(default_factory=list)
+    # the query groups merged into this cluster because their users asked for the same change
+    # (`merge_by_want`); empty when the cluster is one query group
+    parts: list[Part] = field(default_factory=list)
 
     @property
     def size(self) -> int:
@@ -169,16 +182,59 @@ def merge_by_rules(groups: list[list[int]], rule_vecs: np.ndarray, *, merge_simi
     return groups
 
 
+def merge_by_want(groups: list[list[int]], directions: np.ndarray, has_direction: np.ndarray, *,
+                  similarity: float, min_edits: int = 2) -> list[list[list[int]]]:
+    """Merge query groups whose users changed their answers the same way; returns the merged clusters,
+    each as the list of its query groups.
+
+    `directions` are the logs' edit directions (`want.edit_directions`). A group's direction is the
+    mean of its logs' (a group with fewer than `min_edits` has none and stays as it is). Greedy, most
+    similar pair first, average linkage (the merged group's direction is the mean over all its logs),
+    while the cosine is at least `similarity`. Queries tell subjects apart and edits tell wants apart:
+    a want asked about on two subjects ends in one cluster that learns from both halves, and a small
+    group of a want joins its want's cluster instead of getting no adapter."""
+    merged: list[list[list[int]]] = [[list(g)] for g in groups]
+
+    def direction(parts: list[list[int]]) -> np.ndarray | None:
+        idx = [i for g in parts for i in g if has_direction[i]]
+        if len(idx) < min_edits:
+            return None
+        mean = directions[idx].mean(axis=0)
+        norm = float(np.linalg.norm(mean))
+        return mean / norm if norm > 1e-12 else None
+
+    while len(merged) > 1:
+        dirs = [direction(m) for m in merged]
+        best, best_pair = similarity, None
+        for a in range(len(merged)):
+            for b in range(a + 1, len(merged)):
+                if dirs[a] is None or dirs[b] is None:
+                    continue
+                cos = float(dirs[a] @ dirs[b])
+                if cos >= best:
+                    best, best_pair = cos, (a, b)
+        if best_pair is None:
+            break
+        a, b = best_pair
+        merged[a] += merged[b]
+        del merged[b]
+    return merged
+
+
 def cluster_logs(ids: list[str], query_vecs: np.ndarray, rule_vecs: np.ndarray, rules: list[list[str]],
                  threshold: float | None, previous: dict[str, list[str]] | None = None, *,
                  margin: float = 1.5, merge_similarity: float | None = None, min_size: int = 1,
-                 join_similarity: float | None = None, on: str = "query+rules") -> list[Cluster]:
+                 join_similarity: float | None = None, on: str = "query+rules",
+                 directions: np.ndarray | None = None, has_direction: np.ndarray | None = None,
+                 want_similarity: float | None = None) -> list[Cluster]:
     """Cluster logs; return clusters sorted by size (largest first), members sorted by id.
 
     Logs with rules are clustered by Ward on `on`: "query" (the normalised query embeddings) or
     "query+rules" (the paper's [query ⊕ rules]), then merged by rules when `merge_similarity` is
     set; a log without rules joins the nearest of those clusters by query when within `margin` ×
-    its radius, else it is clustered with the other unattached ones.
+    its radius, else it is clustered with the other unattached ones. With `want_similarity` and the
+    logs' edit `directions`, groups whose users changed answers the same way are then merged
+    (`merge_by_want`); each merged cluster keeps its query groups as `parts` for routing.
     """
     if on not in ("query", "query+rules"):
         raise ValueError(f"on={on!r}: expected 'query' or 'query+rules'")
@@ -203,15 +259,29 @@ def cluster_logs(ids: list[str], query_vecs: np.ndarray, rule_vecs: np.ndarray, 
             loose.append(i)
     if loose:
         groups += _groups(agglomerate(feats[loose], threshold, min_size=min_size), loose)
-    ordered = sorted(groups, key=lambda idx: (-len(idx), min(ids[i] for i in idx)))
-    member_ids = [sorted(ids[i] for i in idx) for idx in ordered]
+    if want_similarity is not None and directions is not None and has_direction is not None:
+        wanted = merge_by_want(groups, directions, has_direction, similarity=want_similarity)
+    else:
+        wanted = [[g] for g in groups]
+    ordered = sorted(wanted, key=lambda parts: (-sum(map(len, parts)), min(ids[i] for g in parts for i in g)))
+    member_ids = [sorted(ids[i] for g in parts for i in g) for parts in ordered]
     cluster_ids = stable_ids(member_ids, previous or {})
-    clusters = []
-    for cid, idx, members in zip(cluster_ids, ordered, member_ids):
-        centroid, radius = _reach(query_vecs, idx, 1.0)
-        seen: dict[str, None] = {}
-        for i in idx:
-            for rule in rules[i]:
-                seen.setdefault(rule, None)
-        clusters.append(Cluster(id=cid, members=members, centroid=centroid, radius=radius, rules=list(seen)))
-    return clusters
+    return [make_cluster(cid, parts, ids, query_vecs, rules) for cid, parts in zip(cluster_ids, ordered)]
+
+
+def make_cluster(cluster_id: str, parts: list[list[int]], ids: list[str], query_vecs: np.ndarray,
+                 rules: list[list[str]]) -> Cluster:
+    """A cluster of the logs at positions `parts` (one list per query group), centroid and radius over all."""
+    idx = [i for g in parts for i in g]
+    centroid, radius = _reach(query_vecs, idx, 1.0)
+    seen: dict[str, None] = {}
+    for i in idx:
+        for rule in rules[i]:
+            seen.setdefault(rule, None)
+    found = []
+    if len(parts) > 1:
+        for g in parts:
+            c, r = _reach(query_vecs, g, 1.0)
+            found.append(Part(sorted(ids[i] for i in g), c, r))
+    return Cluster(id=cluster_id, members=sorted(ids[i] for i in idx), centroid=centroid, radius=radius,
+                   rules=list(seen), parts=found)

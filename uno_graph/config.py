@@ -86,6 +86,10 @@ class UnoConfig:
     # by base. With the silhouette cut, joining at 0.5 put small groups into other wants' clusters
     # (purity 86 % → 63 % on one development set, benchmarks/cluster_check.py)
     join_similarity: float | None = None
+    # query groups whose users changed their answers the same way (cosine of their mean edit directions,
+    # want.edit_directions) merge into one cluster that learns from all of them and is routed to through
+    # each group's own centroid (cluster.merge_by_want); None: every query group is a cluster
+    want_similarity: float | None = 0.2
     # a query farther than this (L2, query-embedding space) from its nearest centroid is served by the
     # base model; None = each cluster's own reach (95th-percentile member distance × route_margin)
     route_threshold: float | None = None
@@ -174,6 +178,7 @@ class UnoConfig:
             ("cluster_threshold", self.cluster_threshold, self.cluster_threshold is None or self.cluster_threshold > 0, "None or a positive number"),
             ("min_cluster_size", self.min_cluster_size, self.min_cluster_size >= 2, "an integer >= 2"),
             ("merge_similarity", self.merge_similarity, self.merge_similarity is None or -1 <= self.merge_similarity <= 1, "None or a cosine in [-1, 1]"),
+            ("want_similarity", self.want_similarity, self.want_similarity is None or -1 <= self.want_similarity <= 1, "None or a cosine in [-1, 1]"),
             ("join_similarity", self.join_similarity, self.join_similarity is None or -1 <= self.join_similarity <= 1, "None or a cosine in [-1, 1]"),
             ("route_threshold", self.route_threshold, self.route_threshold is None or self.route_threshold > 0, "None or a positive number"),
             ("route_margin", self.route_margin, self.route_margin > 0, "a positive number"),

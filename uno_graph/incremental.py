@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from uno_graph.cluster import Cluster, _new_id, _reach, cluster_logs
+from uno_graph.cluster import Cluster, _new_id, cluster_logs, make_cluster
 from uno_graph.workdir import Workdir, atomic_write_text, fingerprint
 
 KEYS_SUFFIX = ".keys.json"
@@ -147,7 +147,8 @@ def cluster_settings(config) -> str:
     return fingerprint("clusters", config.embedder, config.cluster_on, config.cluster_threshold,
                        config.min_cluster_size, config.route_margin, config.route_threshold,
                        config.merge_similarity, config.join_similarity,
-                       *(["user_scope"] if config.user_scope else []))  # work directories from before keep their fingerprint
+                       *(["user_scope"] if config.user_scope else []),
+                       *([f"want_similarity={config.want_similarity}"] if config.want_similarity is not None else []))  # work directories from before keep their fingerprint
 
 
 def cluster_data_hash(members: Iterable[str], pair_by_id: dict[str, dict[str, Any]],
@@ -163,45 +164,41 @@ def extend_clusters(previous: list[dict[str, Any]], ids: list[str], query_vecs: 
                     on: str = "query") -> tuple[list[Cluster], int]:
     """Keep the previous clusters (minus logs not in `ids`), attach new logs within reach, cluster the rest.
 
-    `previous`: the finished clustering's records (id, members, centroid, radius). A new log joins the
-    kept cluster nearest to its query (L2 to the centroid the table serves) when the distance is within
-    ``route_threshold or radius × margin``, the reach the router gives that cluster. Logs beyond every
+    `previous`: the finished clustering's records (id, members, centroid, radius, and a want cluster's
+    query groups, `parts`). A new log joins the kept cluster nearest to its query (L2 to the centroid
+    the table serves, a want cluster's nearest query group's) when the distance is within
+    ``route_threshold or radius × margin``, the reach the router gives that cluster or group. Logs beyond every
     reach are clustered among themselves by `cluster_logs` (new ids derived from their members).
     Returns the clusters (largest first, members sorted) and how many new logs were attached.
     """
     index = {log_id: i for i, log_id in enumerate(ids)}
-    kept: list[tuple[dict[str, Any], list[int]]] = []
+    kept: list[tuple[dict[str, Any], list[list[int]]]] = []  # a previous cluster and its query groups' positions
     for c in previous:
-        idx = [index[m] for m in c["members"] if m in index]
-        if idx:
-            kept.append((c, idx))
-    assigned = {i for _, idx in kept for i in idx}
+        groups = [[index[m] for m in p["members"] if m in index] for p in c.get("parts") or [c]]
+        if any(groups):
+            kept.append((c, groups))
+    assigned = {i for _, groups in kept for g in groups for i in g}
     far: list[int] = []
     attached = 0
-    if kept:
-        centroids = np.asarray([c["centroid"] for c, _ in kept], dtype=np.float64)
-        reach = np.asarray([route_threshold or float(c["radius"]) * margin for c, _ in kept])
+    # every query group of every kept cluster, with the centroid and radius the table serves it by
+    targets = [(k, j, p) for k, (c, _) in enumerate(kept) for j, p in enumerate(c.get("parts") or [c])]
+    if targets:
+        centroids = np.asarray([p["centroid"] for _, _, p in targets], dtype=np.float64)
+        reach = np.asarray([route_threshold or float(p["radius"]) * margin for _, _, p in targets])
     for i in range(len(ids)):
         if i in assigned:
             continue
-        if kept:
+        if targets:
             distances = np.linalg.norm(centroids - np.asarray(query_vecs[i], dtype=np.float64)[None, :], axis=1)
             best = int(np.argmin(distances))
             if distances[best] <= reach[best]:
-                kept[best][1].append(i)
+                k, j, _ = targets[best]
+                kept[k][1][j].append(i)
                 attached += 1
                 continue
         far.append(i)
-    clusters = []
-    for c, idx in kept:
-        idx = sorted(idx, key=lambda i: ids[i])
-        centroid, radius = _reach(query_vecs, idx, 1.0)
-        seen: dict[str, None] = {}
-        for i in idx:
-            for rule in rules[i]:
-                seen.setdefault(rule, None)
-        clusters.append(Cluster(id=c["id"], members=[ids[i] for i in idx], centroid=centroid, radius=radius,
-                                rules=list(seen)))
+    clusters = [make_cluster(c["id"], [sorted(g, key=lambda i: ids[i]) for g in groups if g], ids, query_vecs, rules)
+                for c, groups in kept]
     if far:
         taken = {c.id for c in clusters}
         for c in cluster_logs([ids[i] for i in far], query_vecs[far], rule_vecs[far], [rules[i] for i in far],

@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 from uno_graph import __version__, incremental, prompts
 from uno_graph.config import UnoConfig
 from uno_graph.logs import LogReadReport, read_logs
+from uno_graph.pairs import is_judgeable
 from uno_graph.workdir import Workdir, atomic_write_text, fingerprint
 from uno_graph.workdir_lock import writer_lock
 
@@ -342,6 +343,7 @@ def _cluster(run: _Run, rows, pairs, store) -> list[dict[str, Any]]:
     With a finished earlier clustering of the same settings, its clusters are extended
     (`incremental.extend_clusters`); else everything is clustered, ids carried over by overlap."""
     from uno_graph.cluster import cluster_logs
+    from uno_graph.want import edit_directions
 
     t = time.perf_counter()
     stage = "clusters"
@@ -350,7 +352,9 @@ def _cluster(run: _Run, rows, pairs, store) -> list[dict[str, Any]]:
     inputs = fingerprint([(r["id"], r["rules"], *([r.get("user_id")] if cfg.user_scope else [])) for r in population],
                          cfg.embedder,
                          cfg.cluster_on, cfg.cluster_threshold, cfg.min_cluster_size, cfg.route_margin,
-                         cfg.merge_similarity, cfg.join_similarity, *(["user_scope"] if cfg.user_scope else []))
+                         cfg.merge_similarity, cfg.join_similarity, *(["user_scope"] if cfg.user_scope else []),
+                         *([f"want_similarity={cfg.want_similarity}", _edit_inputs(population, pairs)]
+                           if cfg.want_similarity is not None else []))
     settings = incremental.cluster_settings(cfg)
     before = _previous_clusters(run.wd)  # read before anything is rewritten: ids stay stable
     done = run.wd.done_info(stage)
@@ -377,11 +381,13 @@ def _cluster(run: _Run, rows, pairs, store) -> list[dict[str, Any]]:
             previous = {c["id"]: c["members"] for c in before}
             found = []
             for owner, idx in groups.items():
+                directions, has_direction = edit_directions(_edits([population[i] for i in idx], pairs))
                 part = cluster_logs([ids[i] for i in idx], qv[idx], rv[idx], [rules[i] for i in idx],
                                     cfg.cluster_threshold, previous,
                                     margin=cfg.route_margin, merge_similarity=cfg.merge_similarity,
                                     min_size=cfg.min_cluster_size, join_similarity=cfg.join_similarity,
-                                    on=cfg.cluster_on)
+                                    on=cfg.cluster_on, directions=directions, has_direction=has_direction,
+                                    want_similarity=cfg.want_similarity)
                 owners.update({c.id: owner for c in part})
                 found += part
                 for c in part:  # an id one user's cluster took is not given to another's
@@ -403,6 +409,9 @@ def _cluster(run: _Run, rows, pairs, store) -> list[dict[str, Any]]:
                         "eligible": c.size >= cfg.min_cluster_size, "topics": topics, "users": users,
                         "owner": owners.get(c.id),
                         "rules": c.rules[:20], "centroid": [round(float(x), 6) for x in c.centroid],
+                        **({"parts": [{"members": p.members, "radius": round(p.radius, 4),
+                                       "centroid": [round(float(x), 6) for x in p.centroid]} for p in c.parts]}
+                           if c.parts else {}),
                         "data_hash": incremental.cluster_data_hash(c.members, pair_by_id, by_id)})
         eligible = [c for c in out if c["eligible"]]
         _store_clusters(store, eligible, {c["id"]: c for c in before})
@@ -423,6 +432,21 @@ def _cluster(run: _Run, rows, pairs, store) -> list[dict[str, Any]]:
     return run.wd.read(stage)
 
 
+def _edits(population: list[dict[str, Any]], pairs) -> list[tuple[str, str] | None]:
+    """(endorsed, rejected) for each log whose answer a user changed (an edit, a verified revision), else None."""
+    pair_by_id = {p["id"]: p for p in pairs}
+    out: list[tuple[str, str] | None] = []
+    for r in population:
+        p = pair_by_id.get(r["id"])
+        out.append((p["chosen"], p["rejected"]) if p is not None and is_judgeable(p) else None)
+    return out
+
+
+def _edit_inputs(population: list[dict[str, Any]], pairs) -> str:
+    """A fingerprint of the edits the want merge reads (`_edits`)."""
+    return fingerprint(_edits(population, pairs))
+
+
 def _store_clusters(store, eligible: list[dict[str, Any]], before: dict[str, dict[str, Any]]) -> None:
     """Write the eligible clusters into the table. A cluster whose data is unchanged keeps its row as it
     is; a changed one keeps serving its adapter while it is `pending`; a new one routes to base."""
@@ -435,10 +459,18 @@ def _store_clusters(store, eligible: list[dict[str, Any]], before: dict[str, dic
             continue
         kept = {k: v for k, v in (row or {}).items() if k != "id"}
         store.put_cluster(c["id"], c["centroid"], {**kept, "size": c["size"], "radius": c["radius"],
+                                                   "parts": route_parts(c),
                                                    "users": json.dumps(sorted(c.get("users", {}))),
                                                    "owner": c.get("owner") or "",
                                                    "route": kept.get("route", "base"), "status": "pending"})
     store.remove_clusters({c["id"] for c in eligible})
+
+
+def route_parts(cluster: dict[str, Any]) -> str:
+    """A want cluster's query groups as the table stores them for the router (a JSON list of
+    {radius, centroid}); "" for a cluster of one query group."""
+    return json.dumps([{"radius": p["radius"], "centroid": p["centroid"]} for p in cluster.get("parts", [])]) \
+        if cluster.get("parts") else ""
 
 
 def _by_owner(population: list[dict[str, Any]]) -> dict[str | None, list[int]]:

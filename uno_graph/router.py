@@ -74,8 +74,19 @@ class RouteTable:
 
     @classmethod
     def read(cls, store: UnoStore) -> RouteTable:
+        """The store's cluster table; a want cluster of several query groups (its row's `parts`) gets one
+        entry per group, with that group's centroid and radius, so a query is routed to it when it is
+        near any of its subjects rather than near the mean of all of them."""
         ids, centroids, metas = store.read_clusters()
-        return cls(tuple(ids), centroids, tuple({"id": i, **m} for i, m in zip(ids, metas)))
+        out_ids, out_vecs, out_rows = [], [], []
+        for i, vec, meta in zip(ids, centroids, metas):
+            row = {"id": i, **meta}
+            for radius, centroid in _parts(row) or [(row.get("radius", 0.0), vec)]:
+                out_ids.append(i)
+                out_vecs.append(np.asarray(centroid, dtype=np.float32))
+                out_rows.append({**row, "radius": radius})
+        matrix = np.stack(out_vecs) if out_vecs else np.zeros((0, 0), dtype=np.float32)
+        return cls(tuple(out_ids), matrix, tuple(out_rows))
 
     @property
     def dimension(self) -> int | None:
@@ -97,7 +108,7 @@ class RouteTable:
 
     def pending(self) -> list[str]:
         """Clusters a `learn` run has (re)created but not finished (their route is not final yet)."""
-        return [row["id"] for row in self.rows if row.get("status") == "pending"]
+        return list(dict.fromkeys(row["id"] for row in self.rows if row.get("status") == "pending"))
 
     def nearest(self, vector: np.ndarray, *, user_id: str | None = None,
                 viewer: str | None = None) -> tuple[dict[str, Any], float] | None:
@@ -114,6 +125,18 @@ class RouteTable:
         distances = np.where(allowed, distances, np.inf)
         best = int(np.argmin(distances))
         return self.rows[best], float(distances[best])
+
+
+def _parts(row: dict[str, Any]) -> list[tuple[float, list[float]]]:
+    """A row's query groups as (radius, centroid) pairs (`pipeline.route_parts`); [] for one group."""
+    raw = row.get("parts")
+    if not raw:
+        return []
+    try:
+        return [(float(p["radius"]), [float(x) for x in p["centroid"]]) for p in json.loads(raw)]
+    except (TypeError, ValueError, KeyError) as exc:
+        raise ArtifactError(f"cluster {row['id']!r} has invalid parts ({exc}); rerun `uno-graph learn` "
+                            "to rewrite its row") from exc
 
 
 def visible_to(row: dict[str, Any], viewer: str | None) -> bool:
