@@ -355,3 +355,84 @@ def test_on_queries_approvals_are_clustered_with_the_rest_and_small_groups_stay_
     clusters = cluster_logs(ids, q, r, rules, threshold=None, on="query", min_size=6)
     groups = sorted(c.members for c in clusters)
     assert groups == [ids[:8], ids[8:16], ids[16:]]  # the 3-log group did not join a cluster by its rules
+
+
+def test_edit_directions_tell_one_want_from_another_across_subjects():
+    from uno_graph.want import edit_directions
+
+    def bulleted(i):
+        return f"- point {i}\n- second point\n- third point"
+
+    plain = "This is a long plain answer about the subject that goes on for a while. It says little."
+    lowercase = [(f"a short lower answer number {i}.", f"A Long Answer Number {i}. It Says Little.") for i in range(6)]
+    bullets = [(bulleted(i), plain) for i in range(6)]
+    directions, has = edit_directions(lowercase + bullets + [None])
+    assert has.tolist() == [True] * 12 + [False]
+    assert not directions[12].any()  # no edit, no direction
+    unit = directions / np.linalg.norm(directions, axis=1, keepdims=True).clip(min=1e-12)
+    same = float(unit[0] @ unit[1]), float(unit[6] @ unit[7])
+    other = float(unit[0] @ unit[6])
+    assert min(same) > 0.5 > other
+
+
+def test_query_groups_of_one_want_merge_and_are_routed_to_through_each_group():
+    from uno_graph.cluster import cluster_logs, merge_by_want
+    from uno_graph.router import RouteTable
+
+    blob = _blobs(seed=6)
+    # four subjects; users of subjects 0 and 2 made one change, users of 1 and 3 another
+    q = np.vstack([blob(np.eye(8)[k], 6) for k in range(4)])
+    r = np.zeros((24, 1))
+    change = {0: np.eye(4)[0], 1: np.eye(4)[1], 2: np.eye(4)[0], 3: np.eye(4)[1]}
+    directions = np.vstack([blob(np.pad(change[k], (0, 4)), 6, 0.3) for k in range(4)])
+    has = np.ones(24, dtype=bool)
+    has[23] = False
+    ids = [f"x{i:02d}" for i in range(24)]
+    groups = [list(range(6 * k, 6 * k + 6)) for k in range(4)]
+    merged = merge_by_want(groups, directions, has, similarity=0.5)
+    assert sorted(sorted(sum(m, [])) for m in merged) == [groups[0] + groups[2], groups[1] + groups[3]]
+    # a group with fewer than two changed answers has no direction and stays as it is
+    lone = merge_by_want(groups + [[23]], directions, has, similarity=0.5)
+    assert [[23]] in lone
+    clusters = cluster_logs(ids, q, r, [["r"]] * 24, threshold=None, on="query", min_size=6,
+                            directions=directions, has_direction=has, want_similarity=0.5)
+    assert sorted(c.members for c in clusters) == [sorted(ids[0:6] + ids[12:18]), sorted(ids[6:12] + ids[18:24])]
+    assert all(len(c.parts) == 2 for c in clusters)
+    off = cluster_logs(ids, q, r, [["r"]] * 24, threshold=None, on="query", min_size=6)
+    assert len(off) == 4 and not any(c.parts for c in off)
+
+    class Store:  # the table as the store reads it: a want cluster's row lists its query groups
+        def read_clusters(self):
+            c = clusters[0]
+            parts = json.dumps([{"radius": p.radius, "centroid": p.centroid.tolist()} for p in c.parts])
+            return [c.id], np.asarray([c.centroid], dtype=np.float32), [{"radius": c.radius, "parts": parts}]
+
+    table = RouteTable.read(Store())
+    assert table.ids == (clusters[0].id, clusters[0].id)
+    member = q[ids.index(clusters[0].parts[1].members[0])]
+    row, distance = table.nearest(member)
+    assert row["id"] == clusters[0].id and distance <= row["radius"] * 1.5
+    # the mean of the two subjects sits far from either: one centroid would not have reached the query
+    assert float(np.linalg.norm(clusters[0].centroid - member)) > distance
+
+
+def test_incremental_extension_attaches_a_new_log_to_the_nearest_query_group_of_a_want_cluster():
+    from uno_graph.cluster import cluster_logs
+    from uno_graph.incremental import extend_clusters
+
+    blob = _blobs(seed=7)
+    q = np.vstack([blob(np.eye(8)[k], 6) for k in range(2)] + [np.zeros((1, 8))])
+    q[12] = q[6:12].mean(axis=0)  # a new question at the heart of the second subject
+    directions = np.vstack([blob(np.eye(8)[0], 12, 0.3), np.zeros((1, 8))])
+    has = np.asarray([True] * 12 + [False])
+    ids = [f"x{i:02d}" for i in range(13)]
+    first = cluster_logs(ids[:12], q[:12], np.zeros((12, 1)), [["r"]] * 12, threshold=None, on="query", min_size=6,
+                         directions=directions[:12], has_direction=has[:12], want_similarity=0.5)
+    assert len(first) == 1 and len(first[0].parts) == 2
+    previous = [{"id": c.id, "members": c.members, "centroid": c.centroid.tolist(), "radius": c.radius,
+                 "parts": [{"members": p.members, "centroid": p.centroid.tolist(), "radius": p.radius} for p in c.parts]}
+                for c in first]
+    grown, attached = extend_clusters(previous, ids, q, np.zeros((13, 1)), [["r"]] * 13, None, margin=1.5)
+    assert attached == 1 and [c.id for c in grown] == [first[0].id]
+    assert ids[12] in grown[0].members and len(grown[0].parts) == 2
+    assert ids[12] in next(p.members for p in grown[0].parts if ids[6] in p.members)

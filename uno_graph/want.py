@@ -235,8 +235,12 @@ def edit_directions(edits: Sequence[tuple[str, str] | None], *, min_logs: int = 
     asked for), each feature divided by its spread over the logs. Returns the directions (one row per
     log, zeros where `edits[i]` is None) and a mask of the logs that have one.
 
-    On the four development log sets, the mean directions of one want's two subjects pointed the same
-    way more than those of any two wants (cosine 0.16-0.63 against at most 0.17; `cluster.merge_by_want`).
+    Features that fewer than `min_logs` changes touch are left out: a title's or an opening's first
+    word is different in every edit, and standardised it would outweigh everything shared.
+
+    On the four development log sets (each topic's edits split by subject), the mean directions of
+    one want's two halves have cosine 0.37-0.91, those of two different wants at most 0.14; the
+    topics whose users contradict each other reach up to 0.58 with a want (`cluster.merge_by_want`).
     """
     has = np.asarray([e is not None for e in edits], dtype=bool)
     if has.sum() < 2:
