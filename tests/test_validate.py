@@ -267,3 +267,22 @@ def test_expert_answer_at_the_model_budget_ends_at_its_last_complete_line():
     validator.model = Long()
     texts, finishes = validator._answers([[{"role": "user", "content": "q"}]], "a", None, complete=True)
     assert texts == ["- one\n- two"] and finishes == ["stop"]
+
+
+def test_approvals_of_answers_that_miss_the_want_do_not_count_against_it():
+    from uno_graph.want import WantJudge
+
+    data = _data()
+    for i in range(6):  # lenient thumbs-up on base answers that are not short
+        q = f"question number {10 + i} about rivers"
+        data.rows.append({"id": f"a{i}", "query": q, "rules": [], "rule_source": "satisfied",
+                          "answer": f"Well, {q} is a long story with many sides. It depends on a great many things indeed."})
+    labels = {x.log_id: x.label for x in data.labelled()}
+    assert not any(k.startswith("a") for k in labels)  # left out, as they are from training
+    judge = WantJudge()
+    folds = [sorted({x.log_id for x in data.labelled()})[k::4] for k in range(4)]
+    assert judge.consistency(data.labelled(), folds).auc > 0.9
+    data.train_on_approvals = True  # an Expert that learns from approvals counts them as endorsed
+    assert sum(x.label for x in data.labelled() if x.log_id.startswith("a")) == 6
+    assert judge.consistency(data.labelled(), [sorted({x.log_id for x in data.labelled()})[k::4]
+                                               for k in range(4)]).auc < 0.9
