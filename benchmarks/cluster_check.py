@@ -4,7 +4,10 @@ A diagnostic without a language model: it runs `learn`'s first stages (read, dis
 teacher, verify, pairs, cluster) into a scratch work directory and routes every test question with
 the same `RouteTable` the graph uses. Reported per topic of the test set: questions routed to a
 cluster whose majority topic is theirs (`own`), to another topic's cluster (`wrong`) and to the base
-model (`base`), apart for questions on a subject the logs mention and on one they never mention.
+model (`base`), apart for questions on a subject the logs mention and on one they never mention. A
+test item's `user_id` counts as it does when serving (`route_by_user`); `--random-users` gives each
+item a random user of the logs instead (on sets whose users write in every topic, where the user
+prior must leave the query to decide).
 
     .venv/bin/python benchmarks/cluster_check.py examples/heldout/logs.jsonl examples/heldout/test.jsonl \
         [--set cluster_threshold=1.2 --set route_margin=1.0] [--cross]
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import sys
 import tempfile
 from pathlib import Path
@@ -36,7 +40,7 @@ def parse_value(text: str):
         return text
 
 
-def check(logs: str, test: str, config: UnoConfig, embedder=None) -> dict:
+def check(logs: str, test: str, config: UnoConfig, embedder=None, *, random_users: bool = False) -> dict:
     from uno_graph import pipeline
     from uno_graph.logs import read_logs
     from uno_graph.router import Router
@@ -56,19 +60,22 @@ def check(logs: str, test: str, config: UnoConfig, embedder=None) -> dict:
         gates = consistency(clusters, rows, pairs, config)
         # which cluster each question reaches, as if every eligible cluster had an adapter
         router = Router(store, run.embedder, config)
-        table = router.table
         majority = {c["id"]: max(c["topics"], key=c["topics"].get) for c in clusters}
         logged = {str(r.metadata.get("subject")) for r in records}
         items = [json.loads(line) for line in Path(test).read_text().splitlines() if line.strip()]
+        if random_users:  # each item asked by a random user of the logs (seeded)
+            rng = random.Random(0)
+            users = sorted({str(r.user_id) for r in records if r.user_id is not None})
+            items = [{**item, "user_id": rng.choice(users)} for item in items] if users else items
         counts: dict[str, dict[str, dict[str, int]]] = {}
         for item in items:
             meta = item.get("metadata", {})
             query = item["messages"][-1]["content"]
-            found = table.nearest(run.embedder.encode([query])[0])
+            found = router.locate(query, item.get("user_id"))  # by the user too, as served (route_by_user)
             where = "base"
             if found is not None:
-                row, distance = found
-                if distance <= router.reach(row):
+                row, distance, reach = found
+                if distance <= reach:
                     where = "own" if majority.get(row["id"]) == meta.get("topic") else "wrong"
             part = "logged" if str(meta.get("subject")) in logged else "new"
             cell = counts.setdefault(str(meta.get("topic")), {}).setdefault(part, {"own": 0, "wrong": 0, "base": 0})
@@ -153,10 +160,11 @@ def main() -> None:
     ap.add_argument("test")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a UnoConfig field")
     ap.add_argument("--cross", action="store_true", help="print the cross-cluster want signals")
+    ap.add_argument("--random-users", action="store_true", help="give each test item a random user of the logs")
     args = ap.parse_args()
     overrides = dict(kv.split("=", 1) for kv in args.set)
     config = UnoConfig(**{k: parse_value(v) for k, v in overrides.items()})
-    result = check(args.logs, args.test, config)
+    result = check(args.logs, args.test, config, random_users=args.random_users)
     print(json.dumps(result["purity"]))
     for c in result["clusters"]:
         gate = f"want AUC {c['want_auc']:.2f}" if c["want_auc"] is not None else "             "
@@ -166,7 +174,9 @@ def main() -> None:
     for topic, per in sorted(result["routing"].items()):
         print(f"  {topic:14s} " + "  ".join(f"{part}: own {c['own']} wrong {c['wrong']} base {c['base']}"
                                           for part, c in sorted(per.items())))
-    print(f"logged-subject questions routed to their own topic's cluster: {own}/{total}")
+    every = sum(cell["own"] for per in result["routing"].values() for cell in per.values())
+    n = sum(sum(cell.values()) for per in result["routing"].values() for cell in per.values())
+    print(f"logged-subject questions routed to their own topic's cluster: {own}/{total}; all questions: {every}/{n}")
     if args.cross:
         print_cross(result)
 

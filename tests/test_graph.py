@@ -99,7 +99,7 @@ def test_a_cluster_learned_from_one_users_logs_serves_only_that_user(tmp_path):
     assert "Answer in lowercase." not in rules.retrieve("boil an egg").rules
 
 
-def test_a_returning_user_is_routed_among_the_clusters_of_their_own_logs(tmp_path):
+def test_a_returning_user_is_routed_by_the_query_and_their_own_logs(tmp_path):
     import json
 
     from uno_graph.config import UnoConfig
@@ -107,23 +107,52 @@ def test_a_returning_user_is_routed_among_the_clusters_of_their_own_logs(tmp_pat
 
     by_query = keyword_router(tmp_path / "chroma")
     store = by_query.store
-    store.update_cluster("c-egg", users=json.dumps(["alice"]))
-    store.update_cluster("c-paris", users=json.dumps(["bob", "carol"]))
-    store.update_cluster("c-train", users=json.dumps(["carol"]))
-    router = Router(store, by_query.embedder, UnoConfig(route_by_user=True))
+    # users keep to their clusters: alice's and dave's logs are egg questions, bob's paris ones, carol's trains
+    store.update_cluster("c-egg", users=json.dumps({"alice": 4, "dave": 3}))
+    store.update_cluster("c-paris", users=json.dumps({"bob": 4, "erin": 3}))
+    store.update_cluster("c-train", users=json.dumps({"carol": 4}))
+    router = Router(store, by_query.embedder, UnoConfig())  # route_by_user is on by default
+    assert router.table.user_prior_strength <= 1.0  # learned from the table: users' logs predict their cluster
     # alice asks about a subject no log mentions: her own cluster answers, however far it is
     assert router.route("tell me a joke", "alice").adapter == "c-egg/expert"
     assert router.route("tell me a joke", "bob").adapter == "c-paris/critic"
-    # among several clusters of hers, the nearest to the query; a cluster served by base stays base
-    assert router.route("which train to take", "carol").route == "base"
-    assert router.route("what is in paris", "carol").adapter == "c-paris/critic"
+    assert router.route("tell me a joke", "carol").route == "base"  # her cluster is served by base
+    # a question plainly about another cluster's subject goes there: the query outweighs the prior
+    assert router.route("what is in paris", "alice").adapter == "c-paris/critic"
     # no user, an unknown user, or the option off: by the query alone
     assert router.route("tell me a joke").route == "base"
-    assert router.route("tell me a joke", "dave").route == "base"
-    off = Router(store, by_query.embedder, UnoConfig())
+    assert router.route("tell me a joke", "frank").route == "base"
+    off = Router(store, by_query.embedder, UnoConfig(route_by_user=False))
     assert off.route("tell me a joke", "alice").route == "base"
     assert off.route("tell me a joke", "alice", by_user=True).adapter == "c-egg/expert"  # as `uno_user` in eval
     # through the graph, the user comes from the run's context
     graph = build_graph(AdapterEcho(calls=[]), router, mode="uno").compile()
     assert _ask(graph, "tell me a joke", context=UnoContext(user_id="alice")).content.startswith("[c-egg/expert]")
     assert _ask(graph, "tell me a joke").response_metadata["uno_route"] == "base"
+
+
+def test_where_users_write_in_every_cluster_the_query_alone_decides(tmp_path):
+    import json
+
+    from uno_graph.config import UnoConfig
+    from uno_graph.router import Router
+
+    by_query = keyword_router(tmp_path / "chroma")
+    store = by_query.store
+    spread = {"alice": 3, "bob": 3, "carol": 3}
+    for cid in ("c-egg", "c-paris", "c-train"):  # everyone asks about everything, alice a little more about eggs
+        store.update_cluster(cid, users=json.dumps({**spread, "alice": 4} if cid == "c-egg" else spread))
+    router = Router(store, by_query.embedder, UnoConfig())
+    assert router.table.user_prior_strength >= 100  # the users' logs say nothing about where they ask next
+    for user in ("alice", "bob", None):
+        assert router.route("tell me a joke", user).route == "base"  # far from every cluster: no user's own
+        assert router.route("what is in paris", user).adapter == "c-paris/critic"
+        assert router.route("boil an egg", user).adapter == "c-egg/expert"
+
+
+def test_user_counts_read_older_rows_that_list_user_ids():
+    from uno_graph.router import users_of
+
+    assert users_of({"users": '["a", "b"]'}) == {"a": 1, "b": 1}
+    assert users_of({"users": '{"a": 3}'}) == {"a": 3}
+    assert users_of({"users": ""}) == {} and users_of({"users": "not json"}) == {}

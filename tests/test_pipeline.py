@@ -85,9 +85,9 @@ def test_learn_end_to_end_then_resume_after_crash(tmp_path, tiny_lm_dir, teacher
     meta = out["messages"][-1].response_metadata
     cook = next(c for c in result.clusters if c["topics"] == {"cook": 7})
     assert meta["uno_cluster"] == cook["id"] and meta["uno_route"] == cook["route"]
-    # each cluster row names the users of its logs, for routing by user (`route_by_user`)
+    # each cluster row counts its logs per user, for routing by user (`route_by_user`)
     row = next(r for r in system.router.table.rows if r["id"] == cook["id"])
-    assert json.loads(row["users"]) == ["u0", "u1", "u2"]
+    assert json.loads(row["users"]) == {"u0": 3, "u1": 2, "u2": 2}
 
 
 def test_clusters_whose_paths_both_lose_are_served_by_base_and_say_why(tmp_path, tiny_lm_dir, teacher, capsys):

@@ -10,8 +10,9 @@ Systems (``--systems``):
 * ``base``: the base model, adapters off.
 * ``uno``: the UNO state machine (route → expert | base → critique → revise).
 * ``uno_single``: UNO with Critic clusters answered by the base model (one call per query).
-* ``uno_user``: UNO routing a test item that carries a ``user_id`` by its user (`route_by_user`:
-  the nearest of the clusters that user's logs are in), else by its query.
+* ``uno_user``: UNO routing a test item that carries a ``user_id`` by its query and its user's logs
+  (`route_by_user`, router.py) whatever the work directory's config says; ``uno`` does so when the
+  config's `route_by_user` is on (the default).
 * ``rules_in_context``: the paper's retrieval baseline: the rules of the query's nearest clusters
   go into a system prompt for the base model; no adapters.
 * ``uno@<learner>`` (e.g. ``uno@kto``): UNO whose Expert clusters answer with that learner's variant

@@ -460,7 +460,7 @@ def _store_clusters(store, eligible: list[dict[str, Any]], before: dict[str, dic
         kept = {k: v for k, v in (row or {}).items() if k != "id"}
         store.put_cluster(c["id"], c["centroid"], {**kept, "size": c["size"], "radius": c["radius"],
                                                    "parts": route_parts(c),
-                                                   "users": json.dumps(sorted(c.get("users", {}))),
+                                                   "users": json.dumps(c.get("users", {}), sort_keys=True),
                                                    "owner": c.get("owner") or "",
                                                    "route": kept.get("route", "base"), "status": "pending"})
     store.remove_clusters({c["id"] for c in eligible})

@@ -3,11 +3,23 @@
 A query farther than the cluster's reach (or the configured `route_threshold`) is served by the base
 model: the reference forced every query into some cluster's adapter.
 
-With a user id (`route(query, user_id=...)`, from `UnoContext.user_id`) and `route_by_user` on, a
-returning user's query goes to the nearest of the clusters *their own logs* are in, at any distance:
-what a user asked for follows the user to subjects no log mentions, which the query alone cannot
-tell (a cluster is one subject; a new subject is nearest to some other user's cluster). A user with
-no clustered logs, or no user id, is routed by the query alone.
+With a user id (`route(query, user_id=...)`, from `UnoContext.user_id`) and `route_by_user` on (the
+default), a returning user's query goes to the cluster most likely given both the query and the
+user's own logs (`RouteTable.by_user`):
+
+    score(c) = log(n_uc + alpha / K) - d(q, c)^2 / (2 tau^2)
+
+`n_uc` is how many of the user's logs cluster `c` holds, `K` the number of clusters, `d` the query's
+distance to the cluster's nearest query group and `tau` the config's `route_user_temperature`. How
+far users' logs predict their cluster is learned from the table itself (`user_prior_strength`, an
+empirical-Bayes `alpha` chosen by leave-one-out likelihood of each user's logs): where every user
+writes in every cluster (`examples/logs.jsonl`) `alpha` is large and the query alone decides; where
+a user's want follows them to subjects no log mentions (`examples/unseen`, `examples/sealed`) it is
+small, and such a question reaches that user's cluster, which the query alone cannot tell (a new
+subject is nearest to some other want's cluster). A cluster the prior makes the user's own (at least
+`USER_CLUSTER_LIFT` times as likely as a random one) is routed to at any distance; any other only
+within its reach. A user with no clustered logs,
+or no user id, is routed by the query alone.
 
 With `user_scope` (a cluster learned from one user's logs, its row's `owner`), such a cluster is
 invisible to every other user and to a query without a user id: it is never routed to for them,
@@ -32,6 +44,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -41,6 +54,11 @@ from uno_graph.errors import ArtifactError
 from uno_graph.store import UnoStore
 
 ROUTED = ("expert", "critic")
+# the user prior's strengths `alpha` tried by `RouteTable.user_prior_strength`
+USER_PRIOR_GRID = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 1000.0)
+# a cluster the user prior favours this many times over a cluster chosen at random (1 / K) is the user's
+# own and is routed to at any distance (`RouteTable.by_user`); any other only within its reach
+USER_CLUSTER_LIFT = 2.0
 
 
 @dataclass(frozen=True)
@@ -110,21 +128,76 @@ class RouteTable:
         """Clusters a `learn` run has (re)created but not finished (their route is not final yet)."""
         return list(dict.fromkeys(row["id"] for row in self.rows if row.get("status") == "pending"))
 
-    def nearest(self, vector: np.ndarray, *, user_id: str | None = None,
-                viewer: str | None = None) -> tuple[dict[str, Any], float] | None:
+    def nearest(self, vector: np.ndarray, *, viewer: str | None = None) -> tuple[dict[str, Any], float] | None:
         """The nearest cluster's row and its L2 distance (None when no cluster qualifies) among the clusters
-        `viewer` may use (shared ones and their own: `visible_to`); with `user_id`, only the clusters
-        holding that user's logs."""
+        `viewer` may use (shared ones and their own: `visible_to`)."""
         if not self.ids:
             return None
         distances = np.linalg.norm(self.centroids - np.asarray(vector, dtype=np.float32)[None, :], axis=1)
-        allowed = np.asarray([visible_to(row, viewer) and (user_id is None or user_id in users_of(row))
-                              for row in self.rows])
+        allowed = np.asarray([visible_to(row, viewer) for row in self.rows])
         if not allowed.any():
             return None
         distances = np.where(allowed, distances, np.inf)
         best = int(np.argmin(distances))
         return self.rows[best], float(distances[best])
+
+    @cached_property
+    def user_counts(self) -> dict[str, dict[str, int]]:
+        """User id -> {cluster id: how many of that user's logs the cluster holds}."""
+        out: dict[str, dict[str, int]] = {}
+        seen: set[str] = set()
+        for row in self.rows:
+            if row["id"] in seen:  # a want cluster's query groups repeat its row
+                continue
+            seen.add(row["id"])
+            for user, n in users_of(row).items():
+                out.setdefault(user, {})[row["id"]] = n
+        return out
+
+    @cached_property
+    def user_prior_strength(self) -> float:
+        """The empirical-Bayes strength `alpha` of the user prior: of `USER_PRIOR_GRID`, the one under which
+        each user's other logs best predict the cluster of each of their logs (leave-one-out), with
+        P(c | user) = (n_uc + alpha / K) / (n_u + alpha). Large when users spread over clusters as everyone
+        does (the prior is then flat: the query decides); small when users keep to their own clusters.
+        `math.inf` when no user has two clustered logs (nothing to learn the prior from)."""
+        k = max(len(set(self.ids)), 1)
+        counts = [list(c.values()) for c in self.user_counts.values() if sum(c.values()) >= 2]
+        if not counts:
+            return math.inf
+
+        def loo(alpha: float) -> float:
+            return sum(n * math.log((n - 1 + alpha / k) / (sum(c) - 1 + alpha)) for c in counts for n in c)
+
+        return max(USER_PRIOR_GRID, key=loo)
+
+    def by_user(self, vector: np.ndarray, user_id: str, temperature: float, *,
+                viewer: str | None = None) -> tuple[dict[str, Any], float, bool] | None:
+        """The most likely cluster for `user_id` asking the query at `vector` (see the module), its L2
+        distance, and whether it is the user's own: the prior puts the user in it at least
+        `USER_CLUSTER_LIFT` times as likely as a cluster chosen at random (a user who writes in every
+        cluster, as everyone does, has none). None when the user has no clustered logs or no cluster
+        qualifies. Only clusters `viewer` may use count."""
+        counts = self.user_counts.get(str(user_id))
+        if not self.ids or not counts:
+            return None
+        alpha, k = self.user_prior_strength, len(set(self.ids))
+        distances = np.linalg.norm(self.centroids - np.asarray(vector, dtype=np.float32)[None, :], axis=1)
+        best: tuple[float, int] | None = None
+        for i, row in enumerate(self.rows):
+            if not visible_to(row, viewer):
+                continue
+            n = counts.get(row["id"], 0)
+            prior = math.log(n + alpha / k) if math.isfinite(alpha) else 0.0
+            score = prior - float(distances[i]) ** 2 / (2 * temperature ** 2)
+            if best is None or score > best[0]:
+                best = (score, i)
+        if best is None:
+            return None
+        i = best[1]
+        n, total = counts.get(self.rows[i]["id"], 0), sum(counts.values())
+        share = (n + alpha / k) / (total + alpha) if math.isfinite(alpha) else 1 / k  # P(c | user)
+        return self.rows[i], float(distances[i]), share * k >= USER_CLUSTER_LIFT
 
 
 def _parts(row: dict[str, Any]) -> list[tuple[float, list[float]]]:
@@ -146,15 +219,21 @@ def visible_to(row: dict[str, Any], viewer: str | None) -> bool:
     return owner is None or (viewer is not None and str(viewer) == owner)
 
 
-def users_of(row: dict[str, Any]) -> frozenset[str]:
-    """The user ids of a cluster row's logs (stored as a JSON list; rows from before have none)."""
+def users_of(row: dict[str, Any]) -> dict[str, int]:
+    """User id -> how many of a cluster row's logs are theirs (stored as a JSON object; a JSON list of
+    ids, as rows of earlier versions hold, counts one log each; rows from before either have none)."""
     raw = row.get("users")
     if not raw:
-        return frozenset()
+        return {}
     try:
-        return frozenset(str(u) for u in json.loads(raw))
+        found = json.loads(raw)
     except (TypeError, ValueError):
-        return frozenset()
+        return {}
+    if isinstance(found, dict):
+        return {str(u): int(n) for u, n in found.items() if isinstance(n, (int, float)) and n > 0}
+    if isinstance(found, list):
+        return {str(u): 1 for u in found}
+    return {}
 
 
 def variants_of(row: dict[str, Any]) -> tuple[Variant, ...]:
@@ -211,6 +290,26 @@ class Router:
         cluster's radius × `route_margin`."""
         return self.config.route_threshold or float(row.get("radius", 0.0)) * self.config.route_margin
 
+    def locate(self, query: str, user_id: str | None = None, *,
+               by_user: bool | None = None) -> tuple[dict[str, Any], float, float] | None:
+        """The cluster a query goes to, before its route is read: (row, distance, reach), where a
+        distance beyond the reach means base. With a user id and `by_user` (default: the config's
+        `route_by_user`), by the query and the user's logs (`RouteTable.by_user`); the user's own
+        cluster is reached at any distance. Else, or for a user with no clustered logs, the
+        nearest cluster by the query alone. None when no cluster is visible."""
+        vector = self.embedder.encode([query])[0]
+        by_user = (self.config.route_by_user if by_user is None else by_user) and user_id is not None
+        viewer = None if user_id is None else str(user_id)
+        if by_user:
+            found = self.table.by_user(vector, viewer, self.config.route_user_temperature, viewer=viewer)
+            if found is not None:
+                row, distance, theirs = found
+                return row, distance, math.inf if theirs else self.reach(row)
+        nearest = self.table.nearest(vector, viewer=viewer)
+        if nearest is None:
+            return None
+        return nearest[0], nearest[1], self.reach(nearest[0])
+
     def route(self, query: str, user_id: str | None = None, *, by_user: bool | None = None,
               explore: bool = True, learner: str | None = None) -> RouteDecision:
         """The route of `query`; `user_id` counts only with `by_user` (default: the config's
@@ -218,17 +317,10 @@ class Router:
         variant so far instead of drawing one (an evaluation must compare, not explore); `learner`
         serves that learner's variant where the cluster has one, without the ensemble (an evaluation
         of one learner: `uno-graph eval --systems uno@kto`)."""
-        vector = self.embedder.encode([query])[0]
-        by_user = (self.config.route_by_user if by_user is None else by_user) and user_id is not None
-        viewer = None if user_id is None else str(user_id)
-        found = self.table.nearest(vector, user_id=viewer, viewer=viewer) if by_user else None
-        if found is None:
-            by_user = False
-            found = self.table.nearest(vector, viewer=viewer)
+        found = self.locate(query, user_id, by_user=by_user)
         if found is None:
             return RouteDecision("base", None, None, None)
-        row, distance = found
-        reach = math.inf if by_user else self.reach(row)
+        row, distance, reach = found
         route = str(row.get("route", "base"))
         if distance > reach or route not in ROUTED or not row.get("adapter"):
             return RouteDecision("base", row["id"] if distance <= reach else None, distance, None)
