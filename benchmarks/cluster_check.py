@@ -42,7 +42,7 @@ def parse_value(text: str):
 
 def check(logs: str, test: str, config: UnoConfig, embedder=None, *, random_users: bool = False) -> dict:
     from uno_graph import pipeline
-    from uno_graph.logs import read_logs
+    from uno_graph.logs import read_logs, user_message
     from uno_graph.router import Router
     from uno_graph.store import UnoStore
     from uno_graph.workdir import Workdir, fingerprint
@@ -70,7 +70,7 @@ def check(logs: str, test: str, config: UnoConfig, embedder=None, *, random_user
         counts: dict[str, dict[str, dict[str, int]]] = {}
         for item in items:
             meta = item.get("metadata", {})
-            query = item["messages"][-1]["content"]
+            query = user_message([(m["role"], m["content"]) for m in item["messages"]])
             found = router.locate(query, item.get("user_id"))  # by the user too, as served (route_by_user)
             where = "base"
             if found is not None:

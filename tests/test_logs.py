@@ -309,3 +309,27 @@ def test_memorybench_odd_values_do_not_crash(tmp_path):
     report = read_logs(_write(tmp_path / "mb.jsonl", [json.dumps(r) for r in rows]))
     assert [r.id for r in report.records] == ["memorybench_1"] and report.records[0].feedback.rating is None
     assert [(p.line, p.field) for p in report.problems] == [(2, "dialog"), (3, "dialog")]
+
+
+def test_the_question_is_the_users_last_message_with_the_turns_they_sent_just_before_it():
+    from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
+
+    from uno_graph.evaluate import TestItem
+    from uno_graph.logs import LogRecord, user_message
+    from uno_graph.nodes.common import last_query
+
+    context = [{"role": "user", "content": "I'm hosting brunch for ten."},
+               {"role": "user", "content": "How do I make enough coffee?"}]
+    log = LogRecord("a", tuple(context + [{"role": "assistant", "content": "Brew in batches."}]))
+    assert log.query == "I'm hosting brunch for ten.\nHow do I make enough coffee?"
+    assert TestItem("t", tuple(context)).query == log.query
+    assert last_query([HumanMessage(m["content"]) for m in context]) == log.query
+    # a reply in between ends the message: earlier turns are the conversation, not this question
+    assert user_message([("user", "hi"), ("assistant", "hello"), ("user", "why?")]) == "why?"
+    assert last_query([HumanMessage("hi"), AIMessage("hello"), HumanMessage("why?")]) == "why?"
+    # an agent's tool turns after the question do not hide it
+    assert user_message([("system", "s"), ("user", "weather in Paris?"), ("assistant", ""), ("tool", "sunny")]) \
+        == "weather in Paris?"
+    assert last_query([HumanMessage("weather in Paris?"), AIMessage("", tool_calls=[
+        {"name": "w", "args": {}, "id": "1"}]), ToolMessage("sunny", tool_call_id="1")]) == "weather in Paris?"
+    assert user_message([("assistant", "hello")]) == ""

@@ -467,8 +467,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cluster-threshold", type=float, default=d.cluster_threshold,
                    help="Ward merge height (default: the cut with the best silhouette)")
     p.add_argument("--min-cluster-size", type=int, default=d.min_cluster_size)
-    p.add_argument("--route-by-user", action="store_true",
-                   help="serve a query that carries a user id from the nearest of that user's own clusters")
+    p.add_argument("--route-by-user", action=argparse.BooleanOptionalAction, default=d.route_by_user,
+                   help="route a query that carries a user id by the query and that user's logs together "
+                        "(default on; --no-route-by-user: by the query alone)")
     p.add_argument("--user-scope", action="store_true",
                    help="learn each user's logs on their own; their adapters answer only that user")
     p.add_argument("--gap-signal", choices=("likelihood", "yesno"), default=d.gap_signal,

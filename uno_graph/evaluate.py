@@ -50,7 +50,7 @@ from uno_graph import prompts
 from uno_graph.budget import end_at_sentence
 from uno_graph.config import EXPERT_OBJECTIVES
 from uno_graph.errors import ConfigError, LogFormatError
-from uno_graph.logs import LogProblem, _Bad, _messages_only
+from uno_graph.logs import LogProblem, _Bad, _messages_only, user_message
 from uno_graph.metrics import edit_distance, rouge_l
 from uno_graph.router import RouteDecision
 from uno_graph.rules_context import RULES_SYSTEM, RulesInContext  # noqa: F401 - RULES_SYSTEM re-exported
@@ -84,7 +84,8 @@ class TestItem:
 
     @property
     def query(self) -> str:
-        return next(m["content"] for m in reversed(self.messages) if m["role"] == "user")
+        """What the user asked (`logs.user_message`), as `learn` reads a log's question."""
+        return user_message([(m["role"], m["content"]) for m in self.messages])
 
     def to_dict(self) -> dict[str, Any]:
         """The record a check function receives (the test file's own fields)."""

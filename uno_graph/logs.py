@@ -53,6 +53,7 @@ import logging
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from collections.abc import Sequence
 from typing import IO, Any, Iterator
 
 from uno_graph.errors import LogFormatError
@@ -102,6 +103,21 @@ def _answer_position(messages: tuple[dict[str, Any], ...] | list[dict[str, Any]]
     return answer
 
 
+def user_message(turns: Sequence[tuple[str, str]]) -> str:
+    """What the user asked: their last turn together with the user turns directly before it (no reply in
+    between), joined by newlines. A user who sends "I'm hosting brunch for ten." and then "How do I make
+    enough coffee?" asked one question; its second half alone is about nothing in particular, and
+    clustering or routing it by those words alone puts it anywhere. `turns` are (role, text) pairs in
+    order; roles other than "user" (assistant, tool, system) end the message. "" when no user turn."""
+    end = next((i for i in range(len(turns) - 1, -1, -1) if turns[i][0] == "user"), None)
+    if end is None:
+        return ""
+    start = end
+    while start > 0 and turns[start - 1][0] == "user":
+        start -= 1
+    return "\n".join(str(text) for _, text in turns[start:end + 1] if str(text).strip())
+
+
 @dataclass(frozen=True)
 class LogRecord:
     """One logged exchange and the user's reaction to it.
@@ -133,8 +149,8 @@ class LogRecord:
 
     @property
     def query(self) -> str:
-        """The user's question: the last user turn before the answer."""
-        return next(m["content"] for m in reversed(self.prompt_messages) if m["role"] == "user")
+        """The user's question: their last message before the answer (`user_message`)."""
+        return user_message([(m["role"], m["content"]) for m in self.prompt_messages])
 
     @property
     def answer(self) -> str:

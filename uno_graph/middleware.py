@@ -53,7 +53,7 @@ from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, SystemM
 
 from uno_graph.adapter_choice import choose_adapter
 from uno_graph.graph import MODES
-from uno_graph.nodes.common import internal, routed_event
+from uno_graph.nodes.common import internal, last_query, routed_event
 from uno_graph.router import RouteDecision, Router
 from uno_graph.rules_context import RulesInContext
 
@@ -61,10 +61,8 @@ __all__ = ["UnoMiddleware"]
 
 
 def _last_query(messages: list[AnyMessage]) -> str | None:
-    for message in reversed(messages):
-        if isinstance(message, HumanMessage):
-            return message.content if isinstance(message.content, str) else message.text
-    return None
+    """What the user asked (`nodes.common.last_query`), None when no user message is there."""
+    return last_query(messages) if any(isinstance(m, HumanMessage) for m in messages) else None
 
 
 def _as_model_response(result: Any) -> tuple[ModelResponse, Any]:

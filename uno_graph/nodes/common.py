@@ -21,14 +21,16 @@ from langchain_core.messages import AIMessage, AnyMessage, HumanMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.constants import TAG_NOSTREAM
 
+from uno_graph.logs import user_message
+
 
 def last_query(messages: list[AnyMessage]) -> str:
-    """The text of the last user message: its `.text` (string content, or the text parts of a
+    """What the user asked: their last message with the user turns directly before it (`logs.user_message`,
+    as `learn` reads a log's question), each as its `.text` (string content, or the text parts of a
     content-part list such as ``[{"type": "text", "text": "..."}]``; images and other parts are skipped)."""
-    for message in reversed(messages):
-        if isinstance(message, HumanMessage):
-            return str(message.text)
-    raise ValueError("the UNO graph needs at least one user message in `messages`")
+    if not any(isinstance(m, HumanMessage) for m in messages):
+        raise ValueError("the UNO graph needs at least one user message in `messages`")
+    return user_message([("user" if isinstance(m, HumanMessage) else m.type, str(m.text)) for m in messages])
 
 
 def text_of(reply: AIMessage) -> str:
