@@ -37,18 +37,26 @@ def main() -> None:
     parser.add_argument("--test", default="examples/heldout/test.jsonl")
     parser.add_argument("--check", default="examples/heldout/checks.py:check")
     parser.add_argument("--out", default="benchmarks/results/heldout_eval.json")
+    parser.add_argument("--systems", default=",".join(SYSTEMS), help="comma-separated systems to evaluate")
+    parser.add_argument("--no-baseline", action="store_true",
+                        help="do not train the naive per-topic baseline (a development run of UNO alone)")
     args = parser.parse_args()
     wd = Path(args.workdir)
     seconds = {}
     if not (wd / "stages" / "train.done").exists():  # a finished learn keeps its summary's stage times
         seconds["learn"] = run("learn", args.logs, "--workdir", args.workdir, "-q")
-    seconds["baseline"] = run("baseline", args.logs, "--workdir", args.workdir, "-q")
+    systems = [s for s in args.systems.split(",") if s and not (args.no_baseline and s == "topic_sft")]
+    if "topic_sft" in systems:
+        seconds["baseline"] = run("baseline", args.logs, "--workdir", args.workdir, "-q")
     pred = wd / "eval" / "predictions.jsonl"
     seconds["eval"] = run("eval", args.test, "--workdir", args.workdir, "--out", str(pred), "--check", args.check,
-                          "--systems", "base,uno,uno_single,uno_user,rules_in_context,topic_sft", "--plot", str(wd / "eval"), "-q")
+                          "--systems", ",".join(systems), "--plot", str(wd / "eval"), "-q")
     learn = json.loads((wd / "summary.json").read_text())
     evaluation = json.loads(Path(f"{pred}.summary.json").read_text())
-    result = {"seconds_this_run": seconds, "learn_timings_s": learn["timings_s"],
+    command = ["benchmarks/heldout_eval.py", *sys.argv[1:]]
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=HERE).stdout.strip()
+    result = {"command": " ".join(command), "commit": commit, "systems_evaluated": systems,
+              "seconds_this_run": seconds, "learn_timings_s": learn["timings_s"],
               "clusters": learn["clusters"], "cluster_purity": learn.get("cluster_purity"),
               "gap_calibration": learn.get("gap_calibration"), "pair_reasons": learn["pair_reasons"],
               "topics": {t: {s: {k: v[k] for k in ("n", "check", "ci95")} for s, v in per.items()}
@@ -65,7 +73,7 @@ def main() -> None:
 def subject_split(pred: Path, test: Path, logs: Path) -> dict:
     """Check rates per topic and system, apart for test questions on a subject the logs mention and on one
     they never mention. No query router can tell from a question on a new subject which topic's want it has;
-    `uno_user` routes an item that carries a user id among that user's own clusters; the naive baseline is
+    `uno` routes an item that carries a user id by its query and that user's logs; the naive baseline is
     told each item's topic."""
     from uno_graph.verify import wilson_bounds
 
@@ -92,7 +100,8 @@ def subject_split(pred: Path, test: Path, logs: Path) -> dict:
     return out
 
 
-SYSTEMS = ["base", "uno", "uno_single", "uno_user", "rules_in_context", "topic_sft"]
+# `uno` routes an item that carries a user id by its query and that user's logs (the default); `uno_query` by the query alone
+SYSTEMS = ["base", "uno", "uno_single", "uno_query", "rules_in_context", "topic_sft"]
 
 
 def subject_table(split: dict) -> str:

@@ -201,3 +201,17 @@ def test_batched_run_on_a_real_lm_matches_the_graph(tmp_path, tiny_lm_dir):
         assert (b["answer"], b["route"], b["adapter"], b["input_tokens"]) == (s["answer"], s["route"], s["adapter"], s["input_tokens"])
     routes = {r["id"]: r["route"] for r in batched.rows if r["system"] == "uno"}
     assert routes == {"q0": "expert", "q1": "critic", "q2": "base", "q3": "expert"}
+
+
+def test_uno_routes_a_returning_user_by_their_logs_and_uno_query_by_the_query_alone(system, tmp_path):
+    system.store.update_cluster("c-egg", users=json.dumps({"alice": 5}))
+    system.store.update_cluster("c-paris", users=json.dumps({"bob": 5}))
+    system.router.use(system.router.read_table())
+    path = tmp_path / "users.jsonl"
+    path.write_text(json.dumps({"id": "j1", "user_id": "alice", "messages": [{"role": "user", "content": "tell me a joke"}]})
+                    + "\n")
+    items, _ = read_testset(path)
+    runner = SystemRunner(system)
+    assert [a.adapter for a in runner.answer("uno", items)] == ["c-egg/expert"]  # route_by_user: the default
+    assert [a.adapter for a in runner.answer("uno_user", items)] == ["c-egg/expert"]
+    assert [a.route for a in runner.answer("uno_query", items)] == ["base"]  # far from every cluster

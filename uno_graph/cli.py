@@ -536,7 +536,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workdir", required=True)
     p.add_argument("--out", required=True, help="predictions JSONL (rerun to resume); a .summary.json is written next to it")
     p.add_argument("--systems", default="base,uno,uno_single,rules_in_context",
-                   help="comma-separated subset of base, uno, uno_single, uno_user, rules_in_context, topic_sft "
+                   help="comma-separated subset of base, uno, uno_single, uno_user, uno_query, rules_in_context, topic_sft "
                         "(the naive per-topic SFT baseline; train it first with `uno-graph baseline`)")
     p.add_argument("--check", default=None, help="per-item check: module:function or path/file.py:function, "
                                                  "called as fn(item, answer) -> bool | float")

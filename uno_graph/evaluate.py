@@ -12,7 +12,7 @@ Systems (``--systems``):
 * ``uno_single``: UNO with Critic clusters answered by the base model (one call per query).
 * ``uno_user``: UNO routing a test item that carries a ``user_id`` by its query and its user's logs
   (`route_by_user`, router.py) whatever the work directory's config says; ``uno`` does so when the
-  config's `route_by_user` is on (the default).
+  config's `route_by_user` is on (the default). ``uno_query``: UNO routing by the query alone.
 * ``rules_in_context``: the paper's retrieval baseline: the rules of the query's nearest clusters
   go into a system prompt for the base model; no adapters.
 * ``uno@<learner>`` (e.g. ``uno@kto``): UNO whose Expert clusters answer with that learner's variant
@@ -56,7 +56,7 @@ from uno_graph.router import RouteDecision
 from uno_graph.rules_context import RULES_SYSTEM, RulesInContext  # noqa: F401 - RULES_SYSTEM re-exported
 from uno_graph.workdir import read_jsonl
 
-SYSTEMS = ("base", "uno", "uno_single", "rules_in_context", "topic_sft", "uno_user")
+SYSTEMS = ("base", "uno", "uno_single", "rules_in_context", "topic_sft", "uno_user", "uno_query")
 
 
 def is_learner_system(name: str) -> bool:
@@ -246,7 +246,7 @@ class SystemRunner:
     # -- the UNO state machine, stage by stage over a batch ----------------------------------------
     def _uno(self, items: Sequence[TestItem], mode: str) -> list[Answer]:
         start = time.perf_counter()
-        by_user = True if mode == "uno_user" else None  # None: as the work directory's config says
+        by_user = {"uno_user": True, "uno_query": False}.get(mode)  # None: as the work directory's config says
         learner = mode.partition("@")[2] or None  # uno@<learner>: that learner's Expert variants
         decisions: list[RouteDecision] = [self.router.route(item.query, item.user_id, by_user=by_user, explore=False,
                                                             learner=learner) for item in items]
@@ -358,7 +358,7 @@ class SystemRunner:
             return self._base(items) if batched else [a for item in items for a in self._base([item])]
         if system_name in ("uno", "uno_single"):
             return self._uno(items, system_name) if batched else self._uno_graph(items, system_name)
-        if system_name == "uno_user" or is_learner_system(system_name):
+        if system_name in ("uno_user", "uno_query") or is_learner_system(system_name):
             return self._uno(items, system_name)
         if system_name == "topic_sft":
             return self._topic_sft(items)

@@ -16,8 +16,8 @@ empirical-Bayes `alpha` chosen by leave-one-out likelihood of each user's logs):
 writes in every cluster (`examples/logs.jsonl`) `alpha` is large and the query alone decides; where
 a user's want follows them to subjects no log mentions (`examples/unseen`, `examples/sealed`) it is
 small, and such a question reaches that user's cluster, which the query alone cannot tell (a new
-subject is nearest to some other want's cluster). A cluster the prior makes the user's own (at least
-`USER_CLUSTER_LIFT` times as likely as a random one) is routed to at any distance; any other only
+subject is nearest to some other want's cluster). A cluster the prior makes the user's own (more than
+`USER_CLUSTER_SHARE` of their questions expected there) is routed to at any distance; any other only
 within its reach. A user with no clustered logs,
 or no user id, is routed by the query alone.
 
@@ -56,9 +56,9 @@ from uno_graph.store import UnoStore
 ROUTED = ("expert", "critic")
 # the user prior's strengths `alpha` tried by `RouteTable.user_prior_strength`
 USER_PRIOR_GRID = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 1000.0)
-# a cluster the user prior favours this many times over a cluster chosen at random (1 / K) is the user's
+# a cluster the user prior gives more than this share of the user's questions (P(c | user)) is the user's
 # own and is routed to at any distance (`RouteTable.by_user`); any other only within its reach
-USER_CLUSTER_LIFT = 2.0
+USER_CLUSTER_SHARE = 0.5
 
 
 @dataclass(frozen=True)
@@ -174,9 +174,8 @@ class RouteTable:
     def by_user(self, vector: np.ndarray, user_id: str, temperature: float, *,
                 viewer: str | None = None) -> tuple[dict[str, Any], float, bool] | None:
         """The most likely cluster for `user_id` asking the query at `vector` (see the module), its L2
-        distance, and whether it is the user's own: the prior puts the user in it at least
-        `USER_CLUSTER_LIFT` times as likely as a cluster chosen at random (a user who writes in every
-        cluster, as everyone does, has none). None when the user has no clustered logs or no cluster
+        distance, and whether it is the user's own: the prior expects more than `USER_CLUSTER_SHARE` of
+        the user's questions there (a user who writes in every cluster, as everyone does, has none). None when the user has no clustered logs or no cluster
         qualifies. Only clusters `viewer` may use count."""
         counts = self.user_counts.get(str(user_id))
         if not self.ids or not counts:
@@ -197,7 +196,7 @@ class RouteTable:
         i = best[1]
         n, total = counts.get(self.rows[i]["id"], 0), sum(counts.values())
         share = (n + alpha / k) / (total + alpha) if math.isfinite(alpha) else 1 / k  # P(c | user)
-        return self.rows[i], float(distances[i]), share * k >= USER_CLUSTER_LIFT
+        return self.rows[i], float(distances[i]), share > USER_CLUSTER_SHARE
 
 
 def _parts(row: dict[str, Any]) -> list[tuple[float, list[float]]]:
