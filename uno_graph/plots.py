@@ -12,7 +12,8 @@ from typing import Any
 
 from uno_graph.errors import MissingDependencyError
 
-COLORS = {"base": "#8c8c8c", "uno": "#1f77b4", "uno_single": "#2ca02c", "rules_in_context": "#ff7f0e"}
+COLORS = {"base": "#8c8c8c", "uno": "#1f77b4", "uno_single": "#2ca02c", "rules_in_context": "#ff7f0e",
+          "topic_sft": "#9467bd", "uno_user": "#17becf", "uno_query": "#aec7e8"}
 
 
 def _pyplot():
