@@ -14,7 +14,6 @@ test questions of a set used here are no longer held out.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import sys
 import tempfile
@@ -22,18 +21,11 @@ import time
 from pathlib import Path
 
 
-def load_check(spec: str):
-    path, _, name = spec.partition(":")
-    module_spec = importlib.util.spec_from_file_location("probe_checks", path)
-    module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
-    return getattr(module, name or "check")
-
-
 def main() -> None:
     from uno_graph.adapters.registry import adapter_path
     from uno_graph.adapters.train import TrainExample, train_adapter
     from uno_graph.chat_model import UnoChatModel
+    from uno_graph.evaluate import load_callable, read_testset
     from uno_graph.graph import load_config
     from uno_graph.logs import read_logs
     from uno_graph.models import resolve_model_path
@@ -48,7 +40,7 @@ def main() -> None:
     p.add_argument("--out", default=None, help="append a JSON line with the results")
     args = p.parse_args()
 
-    check = load_check(args.check)
+    check = load_callable(args.check)
     wd = Path(args.workdir)
     cfg = load_config(args.workdir)
     clusters = read_jsonl(wd / "stages" / "clusters.jsonl")
@@ -61,8 +53,7 @@ def main() -> None:
              for r in records if r.feedback.edited_response]
     learned = manifest["log_ids"] if manifest else [e.id for e in edits if e.id in cluster["members"]]
     in_cluster = [TrainExample(prompt=pairs[i]["prompt"], chosen=pairs[i]["chosen"], id=i) for i in learned if i in pairs]
-    items = [json.loads(line) for line in Path(args.test).read_text().splitlines() if line.strip()]
-    items = [i for i in items if i.get("metadata", {}).get("topic") == args.topic]
+    items = [i for i in read_testset(args.test)[0] if i.metadata.get("topic") == args.topic]
     budget = (manifest or {}).get("max_new_tokens") or cfg.max_new_tokens
     print(f"topic {args.topic}: cluster {cluster['id']} {cluster['topics']}, the Expert learned from "
           f"{len(in_cluster)} examples, the topic has {len(edits)} edits; {len(items)} test questions, budget {budget}")
@@ -74,9 +65,9 @@ def main() -> None:
             trained = train_adapter(resolve_model_path(cfg.base_model), examples, cfg.expert_objective, Path(tmp),
                                     lora=cfg.lora, settings=cfg.train, progress=False)
             model.load_adapter(name, trained.epoch_dirs[-1])
-            replies = model.generate_batch([i["messages"] for i in items], adapters=name)
+            replies = model.generate_batch([list(i.messages) for i in items], adapters=name)
             model.unload_adapter(name)
-        passed = sum(bool(check(i, str(r.content))) for i, r in zip(items, replies))
+        passed = sum(bool(check(i.to_dict(), str(r.content))) for i, r in zip(items, replies))
         results[name] = {"n_examples": len(examples), "passed": passed, "n": len(items),
                          "seconds": round(time.perf_counter() - t, 1)}
         print(f"{name}: {len(examples)} examples -> {passed}/{len(items)} pass ({results[name]['seconds']} s)")
