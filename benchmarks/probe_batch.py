@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import importlib.util
 import json
 import random
 import sys
@@ -31,6 +30,7 @@ def main() -> None:
     from uno_graph.budget import end_at_sentence
     from uno_graph.chat_model import UnoChatModel
     from uno_graph.config import UnoConfig
+    from uno_graph.evaluate import load_callable
     from uno_graph.models import resolve_model_path
 
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -41,9 +41,7 @@ def main() -> None:
     p.add_argument("--test", type=int, default=10, help="other logged questions to check")
     p.add_argument("--out", default=None, help="append one JSON line per topic and variant")
     args = p.parse_args()
-    spec = importlib.util.spec_from_file_location("set_checks", Path(args.set) / "checks.py")
-    checks = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(checks)
+    check = load_callable(f"{Path(args.set) / 'checks.py'}:check")
 
     cfg = UnoConfig()
     logs = [json.loads(line) for line in (Path(args.set) / "logs.jsonl").read_text().splitlines() if line.strip()]
@@ -70,7 +68,7 @@ def main() -> None:
                     replies = model.generate_batch([i["messages"] for i in items], adapters=name)
                     model.unload_adapter(name)
                     texts = [end_at_sentence(str(r.content), r.response_metadata.get("finish_reason"))[0] for r in replies]
-                    passed.append([k, sum(bool(checks.check(i, a)) for i, a in zip(items, texts))])
+                    passed.append([k, sum(bool(check(i, a)) for i, a in zip(items, texts))])
             row = {"set": args.set, "topic": topic, "variant": variant, "n_train": len(examples), "n": len(items),
                    "train_s": round(seconds), "pass_by_epoch": passed}
             print(json.dumps(row), flush=True)
