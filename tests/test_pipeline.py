@@ -97,6 +97,7 @@ def test_clusters_whose_paths_both_lose_are_served_by_base_and_say_why(tmp_path,
     work = tmp_path / "work"
     config = _config(tiny_lm_dir)
     config.win_rate_threshold = 1.0  # a random tiny LM cannot beat base on every held-out log
+    config.path_order = "gap"  # every cluster tries both paths (by default a low-gap one tries the Expert alone)
     result = pipeline.learn([logs], work, config, teacher=teacher, progress=False)
     eligible = [c for c in result.clusters if c["size"] >= 4]
     assert eligible and all(c["route"] == "base" and c["adapter"] is None for c in eligible)

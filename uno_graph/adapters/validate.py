@@ -17,8 +17,9 @@ A path is accepted when its win rate over base (ties half) is at least `win_rate
 paper's 0.53) *and* its one-sided Wilson lower bound at `win_confidence` is at least
 `min_win_lower_bound` — on 10 items 7 wins do not pass, 8 do. Degenerate answers lose outright
 (`verify.degenerate`). The adapter that is served is then trained on all of the cluster's data and
-stopped at the epoch validation chose. The path the gap test prefers is tried first, then the other;
-when both fail the cluster is served by the base model and the verdicts say why. A path stops after
+stopped at the epoch validation chose. Which paths a cluster tries, and in which order, follows the
+gap test (`paths_to_try`); when every path tried fails the cluster is served by the base model and
+the verdicts say why. A path stops after
 a fold once winning every remaining held-out log could not make it pass (no training is spent on a
 path that has already lost).
 
@@ -37,6 +38,7 @@ from typing import Any
 from uno_graph import prompts
 from uno_graph.adapters.train import TrainExample, TrainResult
 from uno_graph.budget import end_at_sentence
+from uno_graph.config import PATH_ORDERS
 from uno_graph.errors import ConfigError
 from uno_graph.pairs import is_judgeable
 from uno_graph.verify import Judge, VerifierResult, simulated_win_rate, wilson_bounds
@@ -161,6 +163,25 @@ class ClusterData:
                              id=r["id"], user_id=r.get("user_id")) for r in self.rows if r["rules"] and r["id"] not in exclude]
 
 
+def paths_to_try(decision: str, order: str = "gap") -> tuple[str, ...]:
+    """The paths a cluster is validated on, in order, from the gap test's `decision`.
+
+    "gap" (the paper's reading): a high-gap cluster tries the Critic first, a low-gap one the Expert
+    first; each then tries the other. "expert_first": every cluster tries the Expert — one call and no
+    extra tokens at serving — first; only a high-gap cluster whose Expert fails tries the Critic, and a
+    low-gap one whose Expert fails is served by base (the model is already close to what its users
+    want: a critique has little to correct).
+
+    >>> paths_to_try("critic"), paths_to_try("critic", "expert_first"), paths_to_try("expert", "expert_first")
+    (('critic', 'expert'), ('expert', 'critic'), ('expert',))
+    """
+    if order not in PATH_ORDERS:
+        raise ConfigError(f"path order {order!r}: use one of {list(PATH_ORDERS)}")
+    if order == "expert_first":
+        return ("expert", "critic") if decision == "critic" else ("expert",)
+    return (decision, "critic" if decision == "expert" else "expert")
+
+
 class PathValidator:
     """Validates the Expert and Critic paths of clusters against the base model (one serving model)."""
 
@@ -274,12 +295,13 @@ class PathValidator:
         return self._answers([prompts.revise_messages(p["query"], b, c) for p, b, c in zip(val, base_answers, critiques)],
                              None)
 
-    def choose(self, cluster_id: str, data: ClusterData, first: str,
-               budget: int | None = None) -> tuple[str, list[PathVerdict]]:
+    def choose(self, cluster_id: str, data: ClusterData, decision: str,
+               budget: int | None = None, order: str = "gap") -> tuple[str, list[PathVerdict]]:
         """Route for the cluster ("expert" | "critic" | "base") and the verdict of each path tried.
 
+        `decision`: the gap test's ("expert" = low gap, "critic" = high gap); `order`: see `paths_to_try`.
         `budget`: the Expert's answer budget in tokens (`uno_graph.budget`), None = the model's own."""
-        return self._run(cluster_id, data, (first, "critic" if first == "expert" else "expert"), budget)
+        return self._run(cluster_id, data, paths_to_try(decision, order), budget)
 
     def check_expert(self, cluster_id: str, data: ClusterData, budget: int | None = None) -> PathVerdict:
         """The Expert path's verdict alone (no Critic fallback): how a late-ensemble variant trained
