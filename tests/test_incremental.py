@@ -311,6 +311,26 @@ def test_user_share_limit_and_deterministic_choice():
     assert cap_user_share(examples({"a": 9, "b": 1}), 1.0) == set()
 
 
+def test_a_user_whose_edits_look_like_what_the_others_rejected_is_a_dissenter():
+    from uno_graph.scope import dissenting_users
+    from uno_graph.want import Labelled
+
+    prose = "Well, this is a long story with many sides, and it depends on a great many things indeed."
+    labelled, user_of = [], {}
+    for u in range(6):  # six users want bullets; u5 turns the answer into more prose
+        for k in range(2):
+            log = f"u{u}-{k}"
+            user_of[log] = f"u{u}"
+            edit = f"{prose} Also, item {k} has more background." if u == 5 else f"- point {k}\n- another point"
+            labelled += [Labelled(log, f"{prose} Part {k}.", 0), Labelled(log, edit, 1)]
+    assert set(dissenting_users(labelled, user_of)) == {"u5"}
+    assert dissenting_users(labelled, user_of)["u5"] < -2.0
+    # fewer than five users with endorsed answers: no majority to dissent from
+    few = [x for x in labelled if user_of[x.log_id] in {"u0", "u1", "u2", "u5"}]
+    assert dissenting_users(few, user_of) == {}
+    assert dissenting_users(labelled, user_of, min_agreement=-100.0) == {}
+
+
 def test_no_user_makes_up_more_than_the_share_of_a_clusters_training_examples(tmp_path, tiny_lm_dir, teacher,
                                                                               monkeypatch):
     from uno_graph.config import UnoConfig

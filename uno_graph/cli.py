@@ -137,6 +137,8 @@ def _print_learned(result) -> None:
             print(f"{'':<12}  why: {c['reason']}")
         if c.get("capped"):
             print(f"{'':<12}  capped: {c['capped']} example(s) left out, no user above the per-user share")
+        if c.get("dissent_left_out"):
+            print(f"{'':<12}  dissent: {c['dissent_left_out']} log(s) left out, of users who ask for something else")
     if result.purity:
         p = result.purity
         print(f"cluster purity against the logs' topic labels: {p['purity']:.0%} ({p['clusters']} clusters, "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -173,6 +174,10 @@ class UnoConfig:
     # no single user's logs make up more than this share of a cluster's training examples (scope.py: each
     # user keeps at most max(share × N, an equal split) of them, chosen by id hash); 1.0 = no cap
     max_user_share: float = 0.25
+    # a user whose endorsed answers the other users' want model scores below this mean log-odds (they
+    # look like what the others rejected) asks for something else: their logs leave the cluster's data
+    # (scope.dissenting_users; clusters with 3+ users with endorsed answers). None = off
+    min_user_agreement: float | None = -2.0
     lora: LoraSettings = field(default_factory=LoraSettings)
     train: TrainSettings = field(default_factory=TrainSettings)
 
@@ -221,6 +226,9 @@ class UnoConfig:
             ("ensemble_policy", self.ensemble_policy, self.ensemble_policy in ("thompson", "ucb"), "'thompson' or 'ucb'"),
             ("budget_margin", self.budget_margin, self.budget_margin >= 1, "a number >= 1"),
             ("max_user_share", self.max_user_share, 0 < self.max_user_share <= 1, "a share in (0, 1]; 1.0 = no cap"),
+            ("min_user_agreement", self.min_user_agreement, self.min_user_agreement is None
+             or isinstance(self.min_user_agreement, (int, float)) and math.isfinite(self.min_user_agreement),
+             "a number (log-odds) or None = off"),
             ("lora.r", self.lora.r, self.lora.r > 0, "a positive integer"),
             ("train.epochs", self.train.epochs, self.train.epochs > 0, "a positive integer"),
             ("train.batch_size", self.train.batch_size, self.train.batch_size > 0, "a positive integer"),

@@ -248,7 +248,8 @@ def _learn(run: _Run, log_paths: list[str | Path], store) -> LearnResult:
                       "max_new_tokens": tr.get("max_new_tokens"),
                       "reason": tr.get("reason") or ("" if c["eligible"] else
                                                      f"served by base: {c['size']} logs < min_cluster_size"),
-                      "promotion": tr.get("promotion"), "capped": tr.get("capped", 0), "data_hash": data_hash})
+                      "promotion": tr.get("promotion"), "capped": tr.get("capped", 0),
+                      "dissent_left_out": tr.get("dissent_left_out", 0), "data_hash": data_hash})
     calibration = (wd.done_info("gap") or {}).get("summary", {}).get("calibration")
     summary = {"logs_read": len(report.records) + len(report.problems) + report.duplicates,
                "logs_kept": len(report.records), "rejected_lines": len(report.problems),
@@ -584,7 +585,8 @@ def _train(run: _Run, clusters, gaps, pairs, rows, store) -> dict[str, dict[str,
              cfg.win_confidence, cfg.min_judgeable, cfg.answer_budget, cfg.budget_margin, cfg.max_new_tokens,
              cfg.val_every, cfg.expert_objective, run.judge_id, cfg.min_want_auc, cfg.max_user_share,
              cfg.train_on_approvals, *((cfg.learners,) if len(cfg.learners) > 1 else ()),  # one learner: as before
-             *((cfg.path_order,) if cfg.path_order != "gap" else ()))  # "gap" keeps earlier runs' keys
+             *((cfg.path_order,) if cfg.path_order != "gap" else ()),  # "gap" keeps earlier runs' keys
+             *((cfg.min_user_agreement,) if cfg.min_user_agreement is not None else ()))
     inputs = fingerprint(run.wd.output_fingerprint("gap"), run.wd.output_fingerprint("pairs"), *knobs)
     settings = fingerprint(stage, cfg.base_model, *knobs)
     eligible = [c for c in clusters if c["eligible"]]
@@ -630,7 +632,7 @@ def _train_cluster(run: _Run, cluster, decision: str, pair_by_id, row_by_id) -> 
     from uno_graph import promotion
     from uno_graph.adapters.train import LEARNS_FROM_NEGATIVES
     from uno_graph.adapters.validate import ClusterData, PathValidator
-    from uno_graph.scope import cap_user_share
+    from uno_graph.scope import cap_user_share, dissenting_users
 
     cfg = run.config
 
@@ -651,6 +653,11 @@ def _train_cluster(run: _Run, cluster, decision: str, pair_by_id, row_by_id) -> 
     trained_on = {e.id for e in cluster_data(cluster["members"]).expert_examples()}
     capped = cap_user_share([pair_by_id[i] for i in cluster["members"] if i in trained_on], cfg.max_user_share)
     kept = [i for i in cluster["members"] if i not in capped]
+    dissent: dict[str, float] = {}
+    if cfg.min_user_agreement is not None:  # users who ask for something else than the others leave too
+        user_of = {i: row_by_id[i].get("user_id") for i in kept if i in row_by_id}
+        dissent = dissenting_users(cluster_data(kept).labelled(), user_of, min_agreement=cfg.min_user_agreement)
+        kept = [i for i in kept if user_of.get(i) is None or str(user_of[i]) not in dissent]
     data = cluster_data(kept)
     validator = validator_for(cfg.expert_objective)
     budget = None
@@ -663,7 +670,9 @@ def _train_cluster(run: _Run, cluster, decision: str, pair_by_id, row_by_id) -> 
     route, verdicts = validator.choose(cluster["id"], data, decision, budget, order=cfg.path_order)
     result: dict[str, Any] = {"cluster_id": cluster["id"], "decision": decision, "route": route,
                               "max_new_tokens": budget if route == "expert" else None,
-                              **{v.role: v.to_dict() for v in verdicts}, "capped": len(capped)}
+                              **{v.role: v.to_dict() for v in verdicts}, "capped": len(capped),
+                              "dissenting_users": len(dissent),
+                              "dissent_left_out": len(cluster["members"]) - len(capped) - len(kept)}
     served = promotion.served_adapter(run.wd.root, run.served_before.get(cluster["id"]), cluster["members"],
                                       run.forgotten)
     if route == "base":

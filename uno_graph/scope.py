@@ -9,6 +9,15 @@ than 1/share users) from emptying a cluster of few users: a user is never cut be
 A capped log leaves the cluster's data entirely: it is neither trained on (Expert or Critic) nor
 validated on, and the want model does not see it.
 
+**Dissent** (`dissenting_users`, `UnoConfig.min_user_agreement`, default -2.0 log-odds; None = off).
+The cap bounds how much one user brings, not which way it points. In a cluster with at least five
+users with endorsed answers, a user whose endorsed answers the other users' want model
+(`want.WantModel`) scores at a mean log-odds below the bar — they look like what the others
+rejected — asks for something else, and their logs leave the cluster's data like capped ones. On
+the five example log sets' 20 want topics (`benchmarks/dissent_check.py`) the default left out 3 of
+211 edits, none of which met its topic's check, and in the dissent benchmark's topic it left out the
+dissenter's edits alone.
+
 **Forgetting** (`forget_user`). Removes every log of a user from every stage output (distill,
 verify, pairs; cluster members and rules; the gap and train rows of the clusters they were in, which
 marks those clusters for retraining) and the user's rule rows from Chroma (the rules collection is
@@ -28,7 +37,7 @@ import hashlib
 import json
 import math
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -76,6 +85,37 @@ def cap_user_share(examples: Iterable[dict[str, Any]], share: float) -> set[str]
         if len(ids) > limit:
             dropped.update(sorted(ids, key=lambda i: (_hash(i), i))[limit:])
     return dropped
+
+
+def dissenting_users(labelled: Sequence[Any], user_of: Mapping[str, str | None], *, min_agreement: float = 0.0,
+                     min_users: int = 5) -> dict[str, float]:
+    """Users whose endorsed answers look, to everyone else's want, like the answers users rejected.
+
+    `labelled`: the cluster's `want.Labelled` answers (endorsed 1, rejected 0); `user_of`: log id ->
+    user id. For each user with an endorsed answer, a `want.WantModel` is fitted on the other users'
+    labelled answers and scores this user's endorsed ones; a user whose mean log-odds is below
+    `min_agreement` asks for something else than the cluster's other users, and is returned with that
+    mean. Fewer than `min_users` users with endorsed answers: nobody is (no majority to differ from).
+
+    The share cap bounds how much one user brings; this decides whether what they bring points the same
+    way. A dissenter's logs then leave the cluster's data like capped ones (pipeline._train_cluster).
+    """
+    from uno_graph.want import WantModel
+
+    users = sorted({str(user_of[x.log_id]) for x in labelled if x.label == 1 and user_of.get(x.log_id) is not None})
+    if len(users) < min_users:
+        return {}
+    out: dict[str, float] = {}
+    for user in users:
+        others = [x for x in labelled if str(user_of.get(x.log_id)) != user]
+        mine = [x.text for x in labelled if x.label == 1 and str(user_of.get(x.log_id)) == user]
+        if sum(x.label for x in others) < 2 or all(x.label for x in others):
+            continue
+        scores = WantModel().fit([x.text for x in others], [x.label for x in others]).score(mine)
+        agreement = sum(scores) / len(scores)
+        if agreement < min_agreement:
+            out[user] = round(agreement, 3)
+    return out
 
 
 # -- forgotten users ------------------------------------------------------------------------------------
