@@ -1,0 +1,123 @@
+"""Compare Expert training recipes across the development log sets (a development probe).
+
+    .venv/bin/python benchmarks/probe_recipe.py --sets examples/reserve examples/sealed examples/unseen \\
+        --recipe epochs=6 --recipe epochs=4 [--cap 0.25] [--out benchmarks/results/probe_recipe.jsonl]
+
+For every want topic of every set (`inconsistent` and `smalltalk-noisy` are left out: no form to
+learn), one SFT adapter per recipe is trained on that topic's edits — the naive per-topic baseline's
+data, with the per-user cap of `--cap` applied as `learn` applies it — and answers the set's test
+questions of that topic (greedy, `max_new_tokens` of the default config). Each answer is checked
+with the set's `checks.py`. A recipe is a list of `TrainSettings` fields (`epochs=4,learning_rate=1e-3`).
+
+The output pools every topic: passes per recipe, and the paired difference between the first recipe
+and each other one (answers to the same questions) with a 95 % bootstrap interval over questions.
+Use development sets only: a set whose test questions are used here is no longer held out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+NO_WANT = {"inconsistent", "smalltalk-noisy"}
+
+
+def parse_recipe(text: str) -> dict:
+    from uno_graph.config import TrainSettings
+
+    fields = {f.name: f.type for f in dataclasses.fields(TrainSettings)}
+    out = {}
+    for part in filter(None, text.split(",")):
+        key, _, value = part.partition("=")
+        if key not in fields:
+            raise SystemExit(f"--recipe {text!r}: {key!r} is not a TrainSettings field ({', '.join(fields)})")
+        out[key] = float(value) if "." in value or "e" in value else int(value)
+    return out
+
+
+def paired_interval(a: list[int], b: list[int], rounds: int = 2000, seed: int = 0) -> tuple[float, float, float]:
+    """Mean of b - a and its 95 % bootstrap interval over the paired questions."""
+    rng = random.Random(seed)
+    diffs = [y - x for x, y in zip(a, b)]
+    means = sorted(sum(rng.choice(diffs) for _ in diffs) / len(diffs) for _ in range(rounds))
+    return sum(diffs) / len(diffs), means[int(0.025 * rounds)], means[int(0.975 * rounds) - 1]
+
+
+def main() -> None:
+    from uno_graph.adapters.train import TrainExample, train_adapter
+    from uno_graph.chat_model import UnoChatModel
+    from uno_graph.config import TrainSettings, UnoConfig
+    from uno_graph.evaluate import load_callable, read_testset
+    from uno_graph.logs import read_logs
+    from uno_graph.models import resolve_model_path
+    from uno_graph.scope import cap_user_share
+
+    p = argparse.ArgumentParser()
+    p.add_argument("--sets", nargs="+", required=True, help="directories with logs.jsonl, test.jsonl, checks.py")
+    p.add_argument("--recipe", action="append", required=True, help="TrainSettings overrides, e.g. epochs=4")
+    p.add_argument("--cap", type=float, default=None, help="max_user_share (default: the config's)")
+    p.add_argument("--topics", nargs="*", default=None, help="only these topics")
+    p.add_argument("--out", default=None, help="append one JSON line per (set, topic, recipe) and a summary")
+    args = p.parse_args()
+
+    cfg = UnoConfig()
+    cap = cfg.max_user_share if args.cap is None else args.cap
+    recipes = [(r, TrainSettings(**{**vars(cfg.train), **parse_recipe(r)})) for r in args.recipe]
+    model = UnoChatModel.from_pretrained(cfg.base_model, max_new_tokens=cfg.max_new_tokens)
+    base_path = resolve_model_path(cfg.base_model)
+    passes: dict[str, list[int]] = {r: [] for r, _ in recipes}
+    started = time.perf_counter()
+    for set_dir in map(Path, args.sets):
+        logs = set_dir / "logs.jsonl" if (set_dir / "logs.jsonl").exists() else None
+        if logs is None:
+            raise SystemExit(f"{set_dir}: no logs.jsonl")
+        check = load_callable(f"{set_dir / 'checks.py'}:check")
+        items = read_testset(set_dir / "test.jsonl")[0]
+        records = read_logs(logs).records
+        topics = sorted({str(i.metadata.get("topic")) for i in items} - NO_WANT)
+        for topic in topics:
+            if args.topics and topic not in args.topics:
+                continue
+            rows = [r for r in records if r.metadata.get("topic") == topic and r.feedback.edited_response]
+            dropped = cap_user_share([{"id": r.id, "user_id": r.user_id} for r in rows], cap)
+            examples = [TrainExample(prompt=list(r.prompt_messages), chosen=r.feedback.edited_response, id=r.id)
+                        for r in rows if r.id not in dropped]
+            questions = [i for i in items if i.metadata.get("topic") == topic]
+            for name, settings in recipes:
+                t = time.perf_counter()
+                with tempfile.TemporaryDirectory() as tmp:
+                    trained = train_adapter(base_path, examples, "sft", Path(tmp), lora=cfg.lora,
+                                            settings=settings, progress=False)
+                    model.load_adapter("probe", trained.epoch_dirs[-1])
+                    replies = model.generate_batch([list(i.messages) for i in questions], adapters="probe")
+                    model.unload_adapter("probe")
+                ok = [int(bool(check(i.to_dict(), str(r.content)))) for i, r in zip(questions, replies)]
+                passes[name].extend(ok)
+                row = {"set": str(set_dir), "topic": topic, "recipe": name, "n_examples": len(examples),
+                       "capped": len(dropped), "passed": sum(ok), "n": len(ok), "ok": ok, "final_loss": trained.final_loss,
+                       "seconds": round(time.perf_counter() - t, 1)}
+                print(json.dumps(row), flush=True)
+                if args.out:
+                    with open(args.out, "a") as f:
+                        f.write(json.dumps(row) + "\n")
+    first = recipes[0][0]
+    summary = {"summary": True, "sets": args.sets, "cap": cap, "seconds": round(time.perf_counter() - started),
+               "recipes": {r: {"passed": sum(v), "n": len(v)} for r, v in passes.items()},
+               "paired_vs_first": {}}
+    for name, _ in recipes[1:]:
+        mean, lo, hi = paired_interval(passes[first], passes[name])
+        summary["paired_vs_first"][name] = {"mean_diff": round(mean, 3), "ci95": [round(lo, 3), round(hi, 3)]}
+    print(json.dumps(summary, indent=1))
+    if args.out:
+        with open(args.out, "a") as f:
+            f.write(json.dumps(summary) + "\n")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
