@@ -184,7 +184,7 @@ def _verdicts(monkeypatch, numbers: list[tuple[float, float]]):
 
     queue = list(numbers)
 
-    def choose(self, cluster_id, data, first, budget=None):
+    def choose(self, cluster_id, data, first, budget=None, order="gap"):
         win, low = queue.pop(0)
         return "expert", [PathVerdict("expert", True, f"beats base: win rate {win:.2f}", win, low, 7, epoch=1)]
 
@@ -408,7 +408,7 @@ def test_a_version_learned_from_a_forgotten_user_is_withdrawn_once_no_cluster_se
     forget_user(work, "u1")
     assert len(list_adapters(work / "adapters")) == 2  # served until their clusters are retrained
 
-    def loses(self, cluster_id, data, first, budget=None):
+    def loses(self, cluster_id, data, first, budget=None, order="gap"):
         return "base", [PathVerdict("expert", False, "win rate 0.30 < 0.53", 0.3, 0.1, 7, epoch=1)]
 
     monkeypatch.setattr(PathValidator, "choose", loses)
