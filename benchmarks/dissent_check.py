@@ -22,7 +22,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-NO_WANT = {"inconsistent", "smalltalk-noisy"}
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from probe_recipe import NO_WANT  # noqa: E402  (the topics with no form to learn, one list for both probes)
 
 
 def labelled_topic(records):
@@ -78,7 +79,6 @@ def main() -> None:
     cfg = UnoConfig()
     pairs = [(Path(s) / "logs.jsonl", Path(s) / "checks.py") for s in args.sets]
     if args.dissent:
-        sys.path.insert(0, str(Path(__file__).resolve().parent))
         from bench_dissent import dissent, dissenters, read_jsonl, write_jsonl
 
         logs = read_jsonl(Path("examples/logs.jsonl"))

@@ -179,7 +179,7 @@ class UnoConfig:
     max_user_share: float = 0.25
     # a user whose endorsed answers the other users' want model scores below this mean log-odds (they
     # look like what the others rejected) asks for something else: their logs leave the cluster's data
-    # (scope.dissenting_users; clusters with 3+ users with endorsed answers). None = off
+    # (scope.dissenting_users; clusters with 5+ users with endorsed answers). None = off
     min_user_agreement: float | None = -2.0
     lora: LoraSettings = field(default_factory=LoraSettings)
     train: TrainSettings = field(default_factory=TrainSettings)
