@@ -16,6 +16,11 @@ prior must leave the query to decide).
 want: the AUC of one cluster's want model (adapters/validate.py's gate, fitted on all its labelled
 answers) on the other's labelled answers, and how many users gave feedback in both.
 
+`--all` runs it on every example log set in `examples/` (each with its own test set) and writes each
+set's purity, completeness, cluster sizes and routing to `--out` (a JSON file):
+
+    .venv/bin/python benchmarks/cluster_check.py --all --out benchmarks/results/cluster_check.json
+
 Use it on development sets only: a set it is run on is no longer unseen.
 """
 
@@ -154,16 +159,58 @@ def print_cross(result: dict) -> None:
                                                  for b in clusters))
 
 
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def example_sets() -> dict[str, tuple[Path, Path]]:
+    """Every example log set with its test set: the top-level one and each `examples/<name>/`."""
+    sets = {"examples": (ROOT / "examples/logs.jsonl", ROOT / "examples/test.jsonl")}
+    for logs in sorted(ROOT.glob("examples/*/logs.jsonl")):
+        if (logs.parent / "test.jsonl").exists():
+            sets[logs.parent.name] = (logs, logs.parent / "test.jsonl")
+    return sets
+
+
+def check_all(config: UnoConfig, out: Path) -> None:
+    from uno_graph.embeddings import shared_embedder
+
+    embedder = shared_embedder(config.embedder)
+    results = {}
+    for name, (logs, test) in example_sets().items():
+        result = check(str(logs), str(test), config, embedder)
+        routed = [cell for per in result["routing"].values() for cell in per.values()]
+        results[name] = {**result["purity"], "eligible_sizes": [c["size"] for c in result["clusters"] if c["eligible"]],
+                         "majority_topics": [max(c["topics"], key=c["topics"].get) for c in result["clusters"] if c["eligible"]],
+                         "questions_to_own_cluster": sum(c["own"] for c in routed),
+                         "questions": sum(sum(c.values()) for c in routed)}
+        r = results[name]
+        print(f"{name:10s} purity {r['purity']:.0%}  completeness {r['completeness']:.0%}  eligible clusters "
+              f"{r['eligible_sizes']}  questions to their topic's cluster {r['questions_to_own_cluster']}/{r['questions']}")
+    mean = {k: round(sum(r[k] for r in results.values()) / len(results), 4) for k in ("purity", "completeness")}
+    print(f"mean over {len(results)} sets: purity {mean['purity']:.1%}, completeness {mean['completeness']:.1%}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"config": {k: v for k, v in config.to_dict().items() if "cluster" in k or k in
+                                          ("want_similarity", "merge_similarity", "join_similarity", "route_margin")},
+                               "sets": results, "mean": mean}, indent=2) + "\n")
+    print(f"results: {out}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("logs")
-    ap.add_argument("test")
+    ap.add_argument("logs", nargs="?")
+    ap.add_argument("test", nargs="?")
+    ap.add_argument("--all", action="store_true", help="every example log set; results to --out")
+    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/cluster_check.json")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a UnoConfig field")
     ap.add_argument("--cross", action="store_true", help="print the cross-cluster want signals")
     ap.add_argument("--random-users", action="store_true", help="give each test item a random user of the logs")
     args = ap.parse_args()
     overrides = dict(kv.split("=", 1) for kv in args.set)
     config = UnoConfig(**{k: parse_value(v) for k, v in overrides.items()})
+    if args.all:
+        return check_all(config, args.out)
+    if not (args.logs and args.test):
+        ap.error("give LOGS and TEST, or --all")
     result = check(args.logs, args.test, config, random_users=args.random_users)
     print(json.dumps(result["purity"]))
     for c in result["clusters"]:

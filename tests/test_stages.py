@@ -281,7 +281,8 @@ def test_cluster_purity_against_topic_labels():
     from uno_graph.pipeline import cluster_purity
 
     clusters = [{"topics": {"a": 9, "b": 1}}, {"topics": {"b": 8}}, {"topics": {"a": 2}}]
-    assert cluster_purity(clusters) == {"purity": 0.95, "clusters": 3, "topics": 2, "split_topics": ["a"]}
+    assert cluster_purity(clusters) == {"purity": 0.95, "completeness": 0.85, "clusters": 3, "topics": 2,
+                                       "split_topics": ["a"]}
     assert cluster_purity([{"topics": {"-": 3}}]) is None
 
 
@@ -373,6 +374,29 @@ def test_edit_directions_tell_one_want_from_another_across_subjects():
     same = float(unit[0] @ unit[1]), float(unit[6] @ unit[7])
     other = float(unit[0] @ unit[6])
     assert min(same) > 0.5 > other
+
+
+def test_edit_directions_tell_two_added_labelled_lines_apart():
+    # one want adds a "Warning:" line inside the answer, the other a "Sources:" line there: to the
+    # answer's form alone both add a line that opens with a capitalised word and a colon
+    from uno_graph.want import edit_directions
+
+    def answer(i, extra=""):
+        return f"Answer number {i} says what to do.\n{extra}It goes on with a detail."
+
+    warning = [(answer(i, "Warning: check the gear first.\n"), answer(i)) for i in range(6)]
+    sources = [(answer(i, f"Sources: guide {i}, manual.\n"), answer(i)) for i in range(6)]
+    # other changes of other wants, so that the mean change is neither
+    shorter = [(f"Answer {i}.", answer(i)) for i in range(6)]
+    bullets = [(answer(i, "- first\n- second\n"), answer(i)) for i in range(6)]
+    lowercase = [(answer(i).lower(), answer(i)) for i in range(6)]
+    directions, _ = edit_directions(warning + sources + shorter + bullets + lowercase)
+    unit = directions / np.linalg.norm(directions, axis=1, keepdims=True).clip(min=1e-12)
+    mean = lambda rows: unit[rows].mean(axis=0) / np.linalg.norm(unit[rows].mean(axis=0))  # noqa: E731
+    assert float(mean(slice(0, 3)) @ mean(slice(3, 6))) > 0.9  # one want, two halves
+    # both add one line, so much of the change is shared; the line's first token sets them apart
+    # (answer_form alone: cosine 0.998)
+    assert float(mean(slice(0, 6)) @ mean(slice(6, 12))) < 0.7
 
 
 def test_query_groups_of_one_want_merge_and_are_routed_to_through_each_group():

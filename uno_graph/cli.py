@@ -141,7 +141,8 @@ def _print_learned(result) -> None:
             print(f"{'':<12}  dissent: {c['dissent_left_out']} log(s) left out, of users who ask for something else")
     if result.purity:
         p = result.purity
-        print(f"cluster purity against the logs' topic labels: {p['purity']:.0%} ({p['clusters']} clusters, "
+        print(f"cluster purity against the logs' topic labels: {p['purity']:.0%}, completeness "
+              f"{p.get('completeness', float('nan')):.0%} ({p['clusters']} clusters, "
               f"{p['topics']} topics" + (f"; split: {', '.join(p['split_topics'])}" if p["split_topics"] else "") + ")")
     if any(r.get("reused") for r in result.reuse.values()):
         print("reused from earlier runs: " + ", ".join(f"{k} {r['reused']} (computed {r['computed']})"

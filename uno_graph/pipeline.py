@@ -263,8 +263,9 @@ def _learn(run: _Run, log_paths: list[str | Path], store) -> LearnResult:
 def cluster_purity(clusters: list[dict[str, Any]]) -> dict[str, Any] | None:
     """How well clusters line up with the logs' `metadata.topic` labels (when the logs have them).
 
-    purity: share of clustered logs in their cluster's majority topic; split_topics: topics whose
-    logs are spread over more than one cluster of at least 2 of them."""
+    purity: share of clustered logs in their cluster's majority topic; completeness: share of each
+    topic's logs in the cluster that holds most of them (one cluster per log is pure but not complete);
+    split_topics: topics whose logs are spread over more than one cluster of at least 2 of them."""
     labelled = [c for c in clusters if set(c.get("topics", {})) - {"-"}]
     total = sum(sum(c["topics"].values()) for c in labelled)
     if not total:
@@ -275,7 +276,12 @@ def cluster_purity(clusters: list[dict[str, Any]]) -> dict[str, Any] | None:
         for topic, n in c["topics"].items():
             if n >= 2:
                 homes[topic] = homes.get(topic, 0) + 1
-    return {"purity": round(majority / total, 4), "clusters": len(labelled), "topics": len(homes),
+    largest: dict[str, int] = {}
+    for c in labelled:
+        for topic, n in c["topics"].items():
+            largest[topic] = max(largest.get(topic, 0), n)
+    return {"purity": round(majority / total, 4), "completeness": round(sum(largest.values()) / total, 4),
+            "clusters": len(labelled), "topics": len(homes),
             "split_topics": sorted(t for t, k in homes.items() if k > 1)}
 
 
