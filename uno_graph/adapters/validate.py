@@ -30,9 +30,11 @@ The reference validated each Expert on the 20 % of a cluster that remained after
 from __future__ import annotations
 
 import random
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from uno_graph import prompts
@@ -92,9 +94,12 @@ class PathVerdict:
     flaws: dict[str, int] = field(default_factory=dict)  # degenerate answers by kind, at the chosen epoch
     details: list[dict[str, Any]] = field(default_factory=list)
     want: dict[str, Any] = field(default_factory=dict)  # the learned judge's consistency gate, when there is one
+    # the fold adapters at the chosen epoch, one per fold, when every fold was trained (work-directory
+    # paths that live until the cluster is done; not part of the record)
+    fold_adapters: list[Path] = field(default_factory=list, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {k: v for k, v in asdict(self).items() if k != "fold_adapters"}
 
 
 @dataclass
@@ -194,6 +199,8 @@ class PathValidator:
         self.win_rate_threshold, self.min_win_lower_bound = win_rate_threshold, min_win_lower_bound
         self.confidence, self.bleu_threshold, self.min_judgeable = confidence, bleu_threshold, min_judgeable
         self.val_every, self.expert_objective = val_every, expert_objective
+        # wall time spent training fold adapters and generating validation answers (base and candidates)
+        self.seconds = {"training": 0.0, "generation": 0.0}
 
     # -- generation -------------------------------------------------------------------------------
     def _answers(self, conversations, adapter: str | None, budget: int | None = None, *,
@@ -203,7 +210,9 @@ class PathValidator:
         if not conversations:
             return [], []
         kwargs = {"max_new_tokens": budget} if budget else {}
+        t = time.perf_counter()
         replies = self.model.generate_batch(conversations, adapters=adapter, **kwargs)
+        self.seconds["generation"] += time.perf_counter() - t
         texts = [str(m.content) for m in replies]
         finishes = [m.response_metadata.get("finish_reason") for m in replies]
         if complete:
@@ -247,20 +256,25 @@ class PathValidator:
                  base: dict[str, str], budget: int | None = None) -> PathVerdict:
         by_id = {p["id"]: p for p in (data.questions() if self.learned_judge else data.judgeable)}
         parts: list[list[VerifierResult]] = []  # [fold][epoch]
+        fold_dirs: list[list[Path]] = []  # [fold][epoch]: each fold adapter's saved epochs
         for f, fold in enumerate(folds):
             held = set(fold)
             examples = data.expert_examples(held) if role == "expert" else data.critic_examples(held)
             if len(examples) < 2:
                 return PathVerdict(role, False, f"fold {f + 1}: only {len(examples)} training example(s)")
             objective = self.expert_objective if role == "expert" else "sft"
+            t = time.perf_counter()
             try:
                 trained = self.fit(role, objective, examples, f"fold-{f + 1}", None)
             except ConfigError as exc:  # e.g. kto given one kind of answer only: this path cannot be validated
                 return PathVerdict(role, False, f"fold {f + 1}: cannot train on its {len(examples)} examples: {exc}")
+            finally:
+                self.seconds["training"] += time.perf_counter() - t
             judge = self.judge.fit(data.labelled(held)) if self.learned_judge else self.judge
             val = [by_id[i] for i in fold]
             base_answers = [base[i] for i in fold]
             n_epochs = len(trained.epoch_dirs)
+            fold_dirs.append(list(trained.epoch_dirs))
             checked = validated_epochs(n_epochs, self.val_every) if role == "expert" else [n_epochs]
             per_epoch = []
             for k in checked:
@@ -288,7 +302,8 @@ class PathValidator:
             epoch=epoch,
             epochs=[{"epoch": k, "win_rate": round(r.win_rate, 4), "lower_bound": round(r.lower_bound, 4),
                      "margin": round(r.margin, 4)} for k, r in zip(checked, combined)] if role == "expert" else [],
-            flaws=dict(Counter(d["flaw"] for d in best.details if d["flaw"])), details=best.details)
+            flaws=dict(Counter(d["flaw"] for d in best.details if d["flaw"])), details=best.details,
+            fold_adapters=[dirs[epoch - 1] for dirs in fold_dirs] if len(parts) == len(folds) else [])
 
     def _critic_path(self, val, base_answers: list[str], adapter: str) -> tuple[list[str], list[str | None]]:
         critiques, _ = self._answers([prompts.critic_messages(p["query"], b) for p, b in zip(val, base_answers)], adapter)
