@@ -10,10 +10,11 @@ questions of that topic (greedy, `max_new_tokens` of the default config). Each a
 with the set's `checks.py`. A recipe is a list of `TrainSettings` fields (`epochs=4,learning_rate=1e-3`).
 
 With `--average K`, the first recipe is also trained K times more, each time on the topic's edits
-less one of K folds (the validator's folds, `adapters/validate.make_folds`), and two more systems
-answer: `folds` (each fold adapter answers every question; its passes are averaged) and `average`
+less one of K folds (the validator's folds, `adapters/validate.make_folds`), and `average` answers
 (the one adapter that averages the K, `adapters/average.py`): can the validator's fold adapters
-stand in for the final adapter that `learn` trains after them on all the data?
+stand in for the final adapter that `learn` trains after them on all the data? With
+`--fold-answers`, `folds` answers too (each fold adapter answers every question; a question passes
+when most of them pass).
 
 The output pools every topic: passes per recipe, and the paired difference between the first recipe
 and each other one (answers to the same questions) with a 95 % bootstrap interval over questions.
@@ -71,6 +72,7 @@ def main() -> None:
     p.add_argument("--topics", nargs="*", default=None, help="only these topics")
     p.add_argument("--average", type=int, default=0, metavar="K",
                    help="also train the first recipe on K folds and answer with their average")
+    p.add_argument("--fold-answers", action="store_true", help="with --average: each fold adapter answers too")
     p.add_argument("--out", default=None, help="append one JSON line per (set, topic, recipe) and a summary")
     args = p.parse_args()
 
@@ -81,7 +83,7 @@ def main() -> None:
     base_path = resolve_model_path(cfg.base_model)
     passes: dict[str, list[int]] = {r: [] for r, _ in recipes}
     if args.average:
-        passes.update({"average": [], "folds": []})
+        passes.update({"average": [], **({"folds": []} if args.fold_answers else {})})
     started = time.perf_counter()
     for set_dir in map(Path, args.sets):
         logs = set_dir / "logs.jsonl" if (set_dir / "logs.jsonl").exists() else None
@@ -125,13 +127,15 @@ def main() -> None:
                         trained = train_adapter(base_path, part, "sft", Path(tmp) / f"fold-{k}", lora=cfg.lora,
                                                 settings=recipes[0][1], progress=False)
                         dirs.append(trained.epoch_dirs[-1])
-                        fold_ok.append(answer(dirs[-1]))
+                        if args.fold_answers:
+                            fold_ok.append(answer(dirs[-1]))
                     trained_s = time.perf_counter() - t
                     ok = answer(average_adapters(base_path, dirs, Path(tmp) / "average"))
                 # per question: the share of fold adapters whose answer passed, rounded to a pass or not
                 folds_ok = [int(2 * sum(col) > len(col)) for col in zip(*fold_ok)]
                 passes["average"].extend(ok)
-                passes["folds"].extend(folds_ok)
+                if args.fold_answers:
+                    passes["folds"].extend(folds_ok)
                 report({"set": str(set_dir), "topic": topic, "recipe": "average", "of": recipes[0][0], "k": args.average,
                         "n_examples": len(examples), "passed": sum(ok), "n": len(ok), "ok": ok,
                         "fold_passed": [sum(x) for x in fold_ok], "folds_majority_ok": folds_ok,
@@ -150,7 +154,7 @@ def main() -> None:
     summary = {"summary": True, "sets": args.sets, "cap": cap, "seconds": round(time.perf_counter() - started),
                "recipes": {r: {"passed": sum(v), "n": len(v)} for r, v in passes.items()},
                "paired_vs_first": {}}
-    for name in [r for r, _ in recipes[1:]] + (["average", "folds"] if args.average else []):
+    for name in [r for r, _ in recipes[1:]] + [k for k in ("average", "folds") if k in passes]:
         mean, lo, hi = paired_interval(passes[first], passes[name])
         summary["paired_vs_first"][name] = {"mean_diff": round(mean, 3), "ci95": [round(lo, 3), round(hi, 3)]}
     print(json.dumps(summary, indent=1))
