@@ -328,6 +328,9 @@ def test_learn_with_several_learners_publishes_variants_that_serving_draws_among
     assert system.ensemble is not None and (work / ENSEMBLE_FILE).name == ENSEMBLE_FILE
     cook = next(c for c in experts if c["topics"] == {"cook": 7})
     assert system.router.table.arms()[cook["id"]] == tuple(rows[cook["id"]]["variants"][k] for k in ("dpo_sft", "sft"))
+    import numpy as np
+
+    system.ensemble._rng = np.random.default_rng(0)  # a seeded draw: an unseeded one can pick one arm 12 times
     recorder = Recorder(JsonlLogStore(tmp_path / "events.jsonl"))
     graph = system.graph(recorder=recorder)
     seen = set()
