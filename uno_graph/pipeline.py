@@ -272,13 +272,11 @@ def cluster_purity(clusters: list[dict[str, Any]]) -> dict[str, Any] | None:
         return None
     majority = sum(max(c["topics"].values()) for c in labelled)
     homes: dict[str, int] = {}
+    largest: dict[str, int] = {}
     for c in labelled:
         for topic, n in c["topics"].items():
             if n >= 2:
                 homes[topic] = homes.get(topic, 0) + 1
-    largest: dict[str, int] = {}
-    for c in labelled:
-        for topic, n in c["topics"].items():
             largest[topic] = max(largest.get(topic, 0), n)
     return {"purity": round(majority / total, 4), "completeness": round(sum(largest.values()) / total, 4),
             "clusters": len(labelled), "topics": len(homes),

@@ -270,9 +270,10 @@ def edit_directions(edits: Sequence[tuple[str, str] | None], *, min_logs: int = 
 
     changed = [e for e in edits if e is not None]
     vec = DictVectorizer(sparse=False)
-    vec.fit([edit_form(t) for pair in changed for t in pair])
-    endorsed = vec.transform([edit_form(a) for a, _ in changed])
-    rejected = vec.transform([edit_form(b) for _, b in changed])
+    forms = [(edit_form(a), edit_form(b)) for a, b in changed]
+    vec.fit([f for pair in forms for f in pair])
+    endorsed = vec.transform([a for a, _ in forms])
+    rejected = vec.transform([b for _, b in forms])
     delta = endorsed - rejected
     common = (np.abs(delta) > 1e-9).sum(axis=0) >= min(min_logs, len(changed))
     delta = delta[:, common]  # a feature only one or two changes touch (a title's first word) says nothing shared
