@@ -101,7 +101,7 @@ def subject_split(pred: Path, test: Path, logs: Path) -> dict:
 
 
 # `uno` routes an item that carries a user id by its query and that user's logs (the default); `uno_query` by the query alone
-SYSTEMS = ["base", "uno", "uno_single", "uno_query", "rules_in_context", "topic_sft"]
+SYSTEMS = ["base", "uno", "uno_greedy", "uno_single", "uno_query", "rules_in_context", "topic_sft"]
 
 
 def subject_table(split: dict) -> str:

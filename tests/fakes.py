@@ -62,6 +62,17 @@ class AdapterEcho(BaseChatModel):
         return ChatResult(generations=[ChatGeneration(message=msg)])
 
 
+class SampleEcho(AdapterEcho):
+    """Prose when greedy; sampled (temperature > 0), a `- ` list for seed 2 and prose for other seeds.
+    Records (adapter, temperature, seed) of every call."""
+
+    def _generate(self, messages, stop=None, run_manager=None, adapter=None, temperature=0.0, seed=0, **kwargs):
+        self.calls.append((adapter, temperature, seed))
+        text = "Plain prose answer." if not temperature else ("- one\n- two" if seed == 2 else f"Prose {seed}.")
+        usage = {"input_tokens": 3, "output_tokens": len(text.split()), "total_tokens": 3 + len(text.split())}
+        return ChatResult(generations=[ChatGeneration(message=AIMessage(content=text, usage_metadata=usage))])
+
+
 class KeywordEmbedder:
     """Unit vectors by topic keyword: 'egg' → axis 0, 'paris' → axis 1, 'train' → axis 2, else axis 3."""
 

@@ -215,3 +215,21 @@ def test_uno_routes_a_returning_user_by_their_logs_and_uno_query_by_the_query_al
     assert [a.adapter for a in runner.answer("uno", items)] == ["c-egg/expert"]  # route_by_user: the default
     assert [a.adapter for a in runner.answer("uno_user", items)] == ["c-egg/expert"]
     assert [a.route for a in runner.answer("uno_query", items)] == ["base"]  # far from every cluster
+
+
+def test_batched_state_machine_answers_with_the_best_of_n_as_the_graph_does(system, testset):
+    from tests.fakes import SampleEcho
+    from uno_graph.nodes.best_of import BestOf
+    from uno_graph.want import WantScorer
+
+    model = SampleEcho(calls=[])
+    best_of = BestOf(lambda a: WantScorer({"head=- ": 2.0}, -1.0) if a == "c-egg/expert" else None, n=4)
+    served = SimpleNamespace(model=model, router=system.router, store=system.store, best_of=lambda: best_of,
+                             graph=lambda mode="uno": build_graph(model, system.router, mode, best_of=best_of).compile())
+    items, _ = read_testset(testset)
+    runner = SystemRunner(served)
+    answers = {i.id: a for i, a in zip(items, runner.answer("uno", items, batched=True))}
+    via_graph = {i.id: a for i, a in zip(items, runner.answer("uno", items, batched=False))}
+    assert answers["e1"].text == via_graph["e1"].text == "- one\n- two"  # the Expert cluster: best of 4
+    assert answers["e1"].calls == via_graph["e1"].calls == 4
+    assert answers["e1"].output_tokens == via_graph["e1"].output_tokens

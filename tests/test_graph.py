@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from langgraph.graph import START, MessagesState, StateGraph
 
-from tests.fakes import AdapterEcho, keyword_router
+from tests.fakes import AdapterEcho, SampleEcho, keyword_router
 from uno_graph.errors import ConfigError
 from uno_graph.graph import build_graph
 from uno_graph.state import UnoContext
@@ -156,3 +156,40 @@ def test_user_counts_read_older_rows_that_list_user_ids():
     assert users_of({"users": '["a", "b"]'}) == {"a": 1, "b": 1}
     assert users_of({"users": '{"a": 3}'}) == {"a": 3}
     assert users_of({"users": ""}) == {} and users_of({"users": "not json"}) == {}
+
+
+
+def test_expert_answers_with_the_best_of_n_by_its_want_model(router):
+    from uno_graph.nodes.best_of import BestOf
+    from uno_graph.want import WantScorer
+
+    lists = WantScorer({"head=- ": 2.0}, -1.0)  # a cluster whose users want `- ` lists
+    model = SampleEcho(calls=[])
+    graph = build_graph(model, router, best_of=BestOf(lambda a: lists if a == "c-egg/expert" else None, n=4)).compile()
+    reply = _ask(graph, "how long to boil an egg")
+    assert reply.content == "- one\n- two"  # the third sample; greedy and the other samples are prose
+    assert model.calls == [("c-egg/expert", 0.0, 0), ("c-egg/expert", 0.8, 0), ("c-egg/expert", 0.8, 1),
+                           ("c-egg/expert", 0.8, 2)]
+    meta = reply.response_metadata
+    assert meta["uno_best_of"]["picked"] == 3 and meta["uno_calls"] == 4 and meta["uno_route"] == "expert"
+    assert reply.usage_metadata["output_tokens"] == 3 + 2 + 2 + 4  # every candidate's tokens count
+    model.calls.clear()
+    streamed = [m for m, _ in graph.stream({"messages": [("user", "boil an egg")]}, stream_mode="messages")]
+    assert [m.content for m in streamed] == ["- one\n- two"]  # the candidates are internal: one message
+    model.calls.clear()
+    plain = build_graph(model, router, best_of=BestOf(lambda a: None, n=4)).compile()
+    assert _ask(plain, "how long to boil an egg").content == "Plain prose answer." and len(model.calls) == 1
+
+
+def test_best_of_keeps_the_greedy_answer_on_a_tie():
+    from langchain_core.messages import AIMessage
+
+    from uno_graph.nodes.best_of import pick
+    from uno_graph.want import WantScorer
+
+    replies = [AIMessage(content="First answer."), AIMessage(content="Second answer."),
+               AIMessage(content="A cut off answer. And then", response_metadata={"finish_reason": "length"})]
+    chosen = pick(WantScorer({}, 0.0), replies)
+    assert chosen.index == 0 and chosen.text == "First answer."
+    chosen = pick(WantScorer({"open1=A": 1.0}, 0.0), replies)  # users who want answers opening with "A"
+    assert chosen.index == 2 and chosen.text == "A cut off answer."  # ended at its last sentence

@@ -132,10 +132,17 @@ def test_fold_average_serves_the_mean_of_the_validated_fold_adapters(tmp_path, t
         times = rows[c["id"]]["time_s"]
         assert "final_average" in times and "final_training" not in times and times["validation_training"] > 0
         assert "fold_adapters" not in rows[c["id"]]["expert"]  # work-directory paths stay out of the record
+        assert manifest["want"]["weights"] and "intercept" in manifest["want"]  # the best of n's picker
     from uno_graph.graph import UnoSystem
 
-    out = UnoSystem.load(work).graph("uno").invoke({"messages": [("user", "How do I cook rice?")]})
-    assert out["messages"][-1].response_metadata["uno_route"] in {"expert", "base"}
+    system = UnoSystem.load(work)
+    assert set(system.wants) == {f"{c['id']}/expert" for c in experts}  # read from the manifests
+    out = system.graph("uno").invoke({"messages": [("user", "How do I cook rice?")]})
+    reply = out["messages"][-1]
+    assert reply.response_metadata["uno_route"] in {"expert", "base"}
+    if reply.response_metadata["uno_route"] == "expert":  # the default best of 5: 5 answers, one chosen
+        assert reply.response_metadata["uno_calls"] == config.expert_best_of
+        assert len(reply.response_metadata["uno_best_of"]["scores"]) == config.expert_best_of
 
 
 def test_naive_topic_sft_baseline_trains_per_topic_and_is_evaluated_with_intervals(tmp_path, tiny_lm_dir, teacher):

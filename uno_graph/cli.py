@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-from uno_graph.config import DEFAULT_EMBEDDER, DEFAULT_MODEL, EXPERT_OBJECTIVES, TrainSettings, UnoConfig
+from uno_graph.config import DEFAULT_EMBEDDER, DEFAULT_MODEL, EXPERT_OBJECTIVES, FINAL_ADAPTERS, TrainSettings, UnoConfig
 from uno_graph.engines.base import BACKENDS
 from uno_graph.errors import ConfigError, UnoGraphError
 from uno_graph.scope import THREADS_FILE
@@ -39,7 +39,7 @@ def _config(args: argparse.Namespace) -> UnoConfig:
                     bleu_threshold=args.bleu_threshold, max_new_tokens=args.max_new_tokens,
                     expert_objective=objective, expert_learners=learners, redact=not args.no_redact,
                     max_user_share=args.max_user_share, route_by_user=args.route_by_user,
-                    user_scope=args.user_scope)
+                    user_scope=args.user_scope, final_adapter=args.final_adapter, expert_best_of=args.best_of)
     cfg.train = TrainSettings(**{**vars(cfg.train), "epochs": args.epochs, "batch_size": args.batch_size})
     return cfg
 
@@ -493,6 +493,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-new-tokens", type=int, default=d.max_new_tokens)
     p.add_argument("--max-user-share", type=float, default=d.max_user_share,
                    help="no user makes up more of a cluster's training examples than this share (1.0 = no cap)")
+    p.add_argument("--best-of", type=int, default=d.expert_best_of,
+                   help="an Expert answers with the best of this many candidates by its cluster's want model "
+                        "(written to system.json; 1 = its greedy answer)")
+    p.add_argument("--final-adapter", choices=FINAL_ADAPTERS, default=d.final_adapter,
+                   help="the served Expert: retrained on all of the cluster's pairs at the validated epoch "
+                        "(retrain), or the average of its validated fold adapters (fold_average, no last training)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_learn)
 
@@ -539,7 +545,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workdir", required=True)
     p.add_argument("--out", required=True, help="predictions JSONL (rerun to resume); a .summary.json is written next to it")
     p.add_argument("--systems", default="base,uno,uno_single,rules_in_context",
-                   help="comma-separated subset of base, uno, uno_single, uno_user, uno_query, rules_in_context, topic_sft "
+                   help="comma-separated subset of base, uno, uno_single, uno_user, uno_query, uno_greedy, rules_in_context, topic_sft "
                         "(the naive per-topic SFT baseline; train it first with `uno-graph baseline`)")
     p.add_argument("--check", default=None, help="per-item check: module:function or path/file.py:function, "
                                                  "called as fn(item, answer) -> bool | float")

@@ -124,9 +124,15 @@ class UnoConfig:
     # the Critic serve a cluster; on examples/reserve 3 of the 5 Experts were validated after a losing Critic
     path_order: str = "expert_first"
     # the Expert adapter that is served once its folds validated: "retrain" = trained again on all the
-    # cluster's data (the paper); "fold_average" = the average of the validated fold adapters
-    # (adapters/average.py), with no more training
-    final_adapter: str = "retrain"
+    # cluster's data (the paper); "fold_average" (default) = the average of the validated fold adapters
+    # (adapters/average.py), with no more training. On two development probes the average passed more
+    # checks: 41 against 36 of 64 answers on 8 topics (benchmarks/probe_recipe.py --average 3), and on
+    # examples/cellar UNO went from 22 to 30 of 60 (benchmarks/results/cellar_dev_fold_average.json)
+    final_adapter: str = "fold_average"
+    # an Expert answers with the best of this many candidates (its greedy answer and n - 1 sampled at
+    # best_of_temperature), picked by its cluster's want model (nodes/best_of.py); 1 = the greedy answer
+    expert_best_of: int = 5
+    best_of_temperature: float = 0.8
     # a likelihood scorer that orders fewer of its anchor pairs right than this decides nothing
     min_gap_auc: float = 0.9
     # a calibrated scorer whose anchors differ by less than this cannot tell covered needs from novel
@@ -222,6 +228,9 @@ class UnoConfig:
             ("val_every", self.val_every, self.val_every >= 1, "a positive integer"),
             ("path_order", self.path_order, self.path_order in PATH_ORDERS, f"one of {list(PATH_ORDERS)}"),
             ("final_adapter", self.final_adapter, self.final_adapter in FINAL_ADAPTERS, f"one of {list(FINAL_ADAPTERS)}"),
+            ("expert_best_of", self.expert_best_of, isinstance(self.expert_best_of, int) and self.expert_best_of >= 1,
+             "a whole number >= 1 (1 = the greedy answer only)"),
+            ("best_of_temperature", self.best_of_temperature, self.best_of_temperature > 0, "a number > 0"),
             ("min_judgeable", self.min_judgeable, self.min_judgeable >= 2, "an integer >= 2"),
             ("max_new_tokens", self.max_new_tokens, self.max_new_tokens > 0, "a positive integer"),
             ("teacher_max_new_tokens", self.teacher_max_new_tokens, self.teacher_max_new_tokens > 0, "a positive integer"),

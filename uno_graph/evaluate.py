@@ -13,6 +13,7 @@ Systems (``--systems``):
 * ``uno_user``: UNO routing a test item that carries a ``user_id`` by its query and its user's logs
   (`route_by_user`, router.py) whatever the work directory's config says; ``uno`` does so when the
   config's `route_by_user` is on (the default). ``uno_query``: UNO routing by the query alone.
+  ``uno_greedy``: UNO whose Experts give their greedy answer, without the best of n (nodes/best_of.py).
 * ``rules_in_context``: the paper's retrieval baseline: the rules of the query's nearest clusters
   go into a system prompt for the base model; no adapters.
 * ``uno@<learner>`` (e.g. ``uno@kto``): UNO whose Expert clusters answer with that learner's variant
@@ -52,11 +53,12 @@ from uno_graph.config import EXPERT_OBJECTIVES
 from uno_graph.errors import ConfigError, LogFormatError
 from uno_graph.logs import LogProblem, _Bad, _messages_only, user_message
 from uno_graph.metrics import edit_distance, rouge_l
+from uno_graph.nodes.best_of import pick, samples as best_of_samples
 from uno_graph.router import RouteDecision
 from uno_graph.rules_context import RULES_SYSTEM, RulesInContext  # noqa: F401 - RULES_SYSTEM re-exported
 from uno_graph.workdir import read_jsonl
 
-SYSTEMS = ("base", "uno", "uno_single", "rules_in_context", "topic_sft", "uno_user", "uno_query")
+SYSTEMS = ("base", "uno", "uno_single", "rules_in_context", "topic_sft", "uno_user", "uno_query", "uno_greedy")
 
 
 def is_learner_system(name: str) -> bool:
@@ -261,6 +263,8 @@ class SystemRunner:
             for i, reply in zip(group, replies):
                 answers[i].text, _ = end_at_sentence(str(reply.content), reply.response_metadata.get("finish_reason"))
                 answers[i].spend(reply, share)
+                if mode != "uno_greedy":  # uno_greedy: the Experts' greedy answer alone, to compare with
+                    self._best_of(items[i], answers[i], reply, decisions[i].adapter, budget or None)
         replies, share = _generate(self.model, [list(items[i].messages) for i in other], [None] * len(other))
         for i, reply in zip(other, replies):
             answers[i].text = str(reply.content)
@@ -281,6 +285,20 @@ class SystemRunner:
             answers[i].text = str(reply.content)
             answers[i].spend(reply, share)
         return answers
+
+    def _best_of(self, item: TestItem, answer: Answer, greedy: Any, adapter: str | None, budget: int | None) -> None:
+        """As the graph's expert_generate: where the adapter has a want model, the best of n candidates
+        (`uno_graph.nodes.best_of`); the samples' tokens and time count towards the answer."""
+        best_of = self.system.best_of() if callable(getattr(self.system, "best_of", None)) else None
+        scorer = best_of.scorer(adapter) if best_of is not None else None
+        if scorer is None:
+            return
+        start = time.perf_counter()
+        extra = best_of_samples(self.model, list(item.messages), adapter, best_of, budget)
+        chosen = pick(scorer, [greedy, *extra])
+        answer.text = chosen.text
+        for reply in extra:
+            answer.spend(reply, (time.perf_counter() - start) / len(extra))
 
     def _uno_graph(self, items: Sequence[TestItem], mode: str) -> list[Answer]:
         """batch_size 1: each item through the compiled graph (the served code path, real latency)."""
@@ -358,7 +376,7 @@ class SystemRunner:
             return self._base(items) if batched else [a for item in items for a in self._base([item])]
         if system_name in ("uno", "uno_single"):
             return self._uno(items, system_name) if batched else self._uno_graph(items, system_name)
-        if system_name in ("uno_user", "uno_query") or is_learner_system(system_name):
+        if system_name in ("uno_user", "uno_query", "uno_greedy") or is_learner_system(system_name):
             return self._uno(items, system_name)
         if system_name == "topic_sft":
             return self._topic_sft(items)

@@ -60,8 +60,10 @@ from uno_graph.nodes import (
     next_after_route,
     with_followups,
 )
+from uno_graph.nodes.best_of import BestOf
 from uno_graph.router import Router, RouteTable
 from uno_graph.state import MessagesIO, UnoContext, UnoState
+from uno_graph.want import WantScorer
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +85,7 @@ def step_models(model, models: Mapping[str, Any] | None = None) -> dict[str, Any
 
 
 def build_graph(model, router: Router, mode: str = "uno", *, models: Mapping[str, Any] | None = None,
-                recorder: Any = None, rules: Any = None) -> StateGraph:
+                recorder: Any = None, rules: Any = None, best_of: BestOf | None = None) -> StateGraph:
     """An uncompiled UNO graph whose input and output schemas hold `messages` only.
 
     Args:
@@ -102,6 +104,8 @@ def build_graph(model, router: Router, mode: str = "uno", *, models: Mapping[str
             from ``config["configurable"]["thread_id"]``.
         rules: the rules retrieval of mode ``rules_in_context`` (a `uno_graph.rules_context.RulesInContext`;
             default: over the router's store and embedder).
+        best_of: the Expert answers with the best of several candidates where its adapter has a want
+            model (`uno_graph.nodes.best_of`); None: one greedy answer.
 
     Example:
         >>> remote = EndpointChatModel(base_url="http://127.0.0.1:8001/v1", model="smollm2")   # doctest: +SKIP
@@ -115,7 +119,7 @@ def build_graph(model, router: Router, mode: str = "uno", *, models: Mapping[str
     builder = StateGraph(UnoState, context_schema=UnoContext, input_schema=MessagesIO, output_schema=MessagesIO)
     route = make_route(router, mode, rules)
     builder.add_node("route", route if recorder is None else with_followups(route, recorder))
-    builder.add_node("expert_generate", make_expert_generate(chosen["expert"]))
+    builder.add_node("expert_generate", make_expert_generate(chosen["expert"], best_of))
     builder.add_node("base_generate", make_base_generate(chosen["base"], mode))
     builder.add_node("critique", make_critique(chosen["critic"]))
     builder.add_node("revise", make_revise(chosen["base"]))
@@ -191,6 +195,8 @@ class UnoSystem:
     served_stamp: str | None = None  # `stamp` of the table being served
     lazy_adapters: bool = False  # register adapters (files checked) and load their weights on first use
     ensemble: Any = None  # the late ensemble (`LateEnsemble`), once the table lists a cluster with several variants
+    # adapter name -> its cluster's want model (the manifest's "want"), for the Experts' best of n
+    wants: dict[str, WantScorer] = field(default_factory=dict, repr=False)
     _retired: dict[str, str] = field(default_factory=dict, repr=False)  # adapter name -> role, unloaded next reload
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -248,8 +254,16 @@ class UnoSystem:
         recorder = as_recorder(recorder)
         if recorder is not None:
             recorder.add_feedback_listener(self.on_feedback)
-        return build_graph(self.model, self.router, mode, models=self.models,
-                           recorder=recorder).compile(name=f"uno-{mode}")
+        return build_graph(self.model, self.router, mode, models=self.models, recorder=recorder,
+                           best_of=self.best_of()).compile(name=f"uno-{mode}")
+
+    def best_of(self) -> BestOf | None:
+        """How this system's Experts answer: the best of `config.expert_best_of` candidates by their
+        cluster's want model (read from each adapter's manifest at load and reload), or None."""
+        if self.config.expert_best_of <= 1:
+            return None
+        return BestOf(lambda adapter: self.wants.get(adapter), n=self.config.expert_best_of,
+                      temperature=self.config.best_of_temperature)
 
     # -- the late ensemble --------------------------------------------------------------------------
 
@@ -357,8 +371,7 @@ class UnoSystem:
         from uno_graph.adapters.registry import validate_adapter
 
         wanted = {name: (role, self.root / rel) for name, (role, rel) in table.adapters().items()}
-        for role, path in wanted.values():
-            validate_adapter(path, self.config.base_model)
+        manifests = {name: validate_adapter(path, self.config.base_model) for name, (role, path) in wanted.items()}
         by_model: dict[int, tuple[Any, dict[str, Path]]] = {}
         for name, (role, path) in wanted.items():
             model = self.model_for(role)
@@ -379,6 +392,8 @@ class UnoSystem:
                 with contextlib.suppress(AdapterNotFoundError):
                     model.unload_adapter(name)
             raise
+        self.wants = {**self.wants, **{name: WantScorer.from_dict(m["want"]) for name, m in manifests.items()
+                                       if (m or {}).get("want")}}
         return wanted
 
 

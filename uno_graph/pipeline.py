@@ -711,7 +711,8 @@ def _train_cluster(run: _Run, cluster, decision: str, pair_by_id, row_by_id) -> 
                "final_loss": final_loss, "train_seconds": seconds,
                **({"averaged_folds": len(won.fold_adapters)} if averaged else {})}
     adapter = _publish(run, cluster["id"], route, objective, examples, source, metrics,
-                       max_new_tokens=result["max_new_tokens"], owner=cluster.get("owner"))
+                       max_new_tokens=result["max_new_tokens"], owner=cluster.get("owner"),
+                       want=want_model(data) if route == "expert" else None)
     result.update(adapter=adapter, win_rate=won.win_rate, lower_bound=won.lower_bound,
                   reason=f"{route}: {won.reason}", promotion="promoted" if served is not None else "first")
     if route == "expert" and len(cfg.learners) > 1:
@@ -758,7 +759,7 @@ def _train_variant(run: _Run, cluster, learner: str, data, validator, budget: in
     metrics = {"win_rate": verdict.win_rate, "lower_bound": verdict.lower_bound, "n_val": verdict.n_val,
                "epoch": verdict.epoch, "final_loss": trained.final_loss, "train_seconds": trained.train_seconds}
     return _publish(run, cluster["id"], role, learner, examples, trained.epoch_dirs[-1], metrics,
-                    max_new_tokens=budget, owner=cluster.get("owner")), verdict
+                    max_new_tokens=budget, owner=cluster.get("owner"), want=want_model(data)), verdict
 
 
 def _fit(run: _Run, cluster_id: str, role: str, objective: str, examples, tag: str = "final",
@@ -773,17 +774,30 @@ def _fit(run: _Run, cluster_id: str, role: str, objective: str, examples, tag: s
                          stop_after_epoch=stop_after_epoch)
 
 
+def want_model(data) -> dict[str, Any] | None:
+    """The want model of a cluster's labelled answers (`want.WantModel.to_dict`), which picks the best
+    of an Expert's candidate answers at serving time (`nodes/best_of.py`); None with one label only."""
+    from uno_graph.want import WantModel
+
+    labelled = data.labelled()
+    if len({x.label for x in labelled}) < 2:
+        return None
+    return WantModel().fit([x.text for x in labelled], [x.label for x in labelled]).to_dict()
+
+
 def _publish(run: _Run, cluster_id: str, role: str, objective: str, examples, source: Path, metrics, *,
-             max_new_tokens: int | None = None, owner: str | None = None) -> str:
+             max_new_tokens: int | None = None, owner: str | None = None, want: dict[str, Any] | None = None) -> str:
     """Publish the next version of (cluster, role) and make it the served one; its manifest lists the
-    log ids it learned from (`log_ids`), the Expert's answer budget (`max_new_tokens`) and, for a
-    cluster of one user's logs (`user_scope`), that user (`owner`: the only one it may answer)."""
+    log ids it learned from (`log_ids`), the Expert's answer budget (`max_new_tokens`), its cluster's
+    want model (`want`, for the best of n) and, for a cluster of one user's logs (`user_scope`), that
+    user (`owner`: the only one it may answer)."""
     from uno_graph.adapters.versions import publish_version
 
     manifest = {"role": role, "cluster_id": cluster_id, "base_model": run.config.base_model,
                 "objective": objective, "lora": run.config.to_dict()["lora"], "train": run.config.to_dict()["train"],
                 "data_hash": fingerprint([(e.id, e.chosen, e.rejected) for e in examples]),
                 "n_examples": len(examples), "log_ids": sorted({e.id for e in examples if e.id}),
-                "max_new_tokens": max_new_tokens, "owner": owner, "metrics": metrics}
+                "max_new_tokens": max_new_tokens, "owner": owner, "metrics": metrics,
+                **({"want": want} if want else {})}
     path = publish_version(run.wd.adapters, cluster_id, role, source, manifest)
     return str(Path(path).relative_to(run.wd.root))

@@ -28,6 +28,7 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -150,12 +151,42 @@ class WantModel:
             return []
         return [float(s) for s in self._clf.decision_function(self._vec.transform([answer_form(t) for t in texts]))]
 
+    def to_dict(self) -> dict[str, Any]:
+        """The fitted model as plain numbers (`WantScorer.from_dict` scores with it, without sklearn)."""
+        if self._clf is None:
+            raise RuntimeError("fit the model first")
+        names, weights = self._vec.get_feature_names_out(), self._clf.coef_[0]
+        return {"intercept": float(self._clf.intercept_[0]),
+                "weights": {str(n): round(float(w), 6) for n, w in zip(names, weights) if abs(w) > 1e-9}}
+
     def top_features(self, k: int = 8) -> list[tuple[str, float]]:
         """The features that weigh most, signed (positive: what endorsed answers have)."""
         names = self._vec.get_feature_names_out()
         weights = self._clf.coef_[0]
         order = np.argsort(-np.abs(weights))[:k]
         return [(str(names[i]), round(float(weights[i]), 3)) for i in order]
+
+
+class WantScorer:
+    """A fitted `WantModel` read back from `WantModel.to_dict()` (an Expert's manifest holds one): the
+    same log-odds, with no sklearn at serving time.
+
+        >>> model = WantModel().fit(["- a\\n- b", "Plain text.", "- c\\n- d", "More prose."], [1, 0, 1, 0])
+        >>> scorer = WantScorer.from_dict(model.to_dict())
+        >>> [round(x, 4) for x in scorer.score(["- x\\n- y"])] == [round(x, 4) for x in model.score(["- x\\n- y"])]
+        True
+    """
+
+    def __init__(self, weights: dict[str, float], intercept: float) -> None:
+        self.weights, self.intercept = dict(weights), float(intercept)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "WantScorer":
+        return cls(data["weights"], data["intercept"])
+
+    def score(self, texts: Sequence[str]) -> list[float]:
+        """Log-odds that each answer is one this cluster's users endorse."""
+        return [self.intercept + sum(self.weights.get(k, 0.0) * v for k, v in answer_form(t).items()) for t in texts]
 
 
 def auc(scores: Sequence[float], labels: Sequence[int]) -> float:

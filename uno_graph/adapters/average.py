@@ -10,12 +10,12 @@ Every training example was seen by k - 1 of the k adapters.
 
 from __future__ import annotations
 
-import json
 import shutil
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from uno_graph.adapters.train import stable_config
 from uno_graph.errors import require
 
 
@@ -38,9 +38,7 @@ def average_adapters(base_path: str | Path, adapter_dirs: Sequence[str | Path], 
     with tempfile.TemporaryDirectory(dir=out.parent if out.parent.exists() else None) as tmp:
         model.save_pretrained(tmp, selected_adapters=["average"])
         saved = Path(tmp) / "average"
-        config = json.loads((saved / "adapter_config.json").read_text())
-        config["inference_mode"] = True
-        (saved / "adapter_config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+        stable_config(saved / "adapter_config.json", inference_mode=True)  # the same bytes in every process
         if out.exists():
             shutil.rmtree(out)
         shutil.move(str(saved), str(out))

@@ -183,7 +183,7 @@ def _common_args(out_dir: Path, settings: TrainSettings, progress: bool) -> dict
     )
 
 
-def _stable_config(path: Path) -> None:
+def stable_config(path: Path, **overrides: Any) -> None:
     """Rewrite a saved PEFT config with its module lists sorted.
 
     PEFT keeps `target_modules` as a set and writes it in the set's order, which changes with every
@@ -193,6 +193,7 @@ def _stable_config(path: Path) -> None:
     for key in ("target_modules", "exclude_modules", "modules_to_save"):
         if isinstance(config.get(key), list) and all(isinstance(x, str) for x in config[key]):
             config[key] = sorted(config[key])
+    config.update(overrides)
     path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
@@ -211,7 +212,7 @@ def _epoch_callback(out_dir: Path, record: dict[str, Any]):
             tmp = out_dir / f".epoch-{k}.tmp"
             shutil.rmtree(tmp, ignore_errors=True)
             model.save_pretrained(tmp)  # PEFT: adapter_config.json + adapter_model.safetensors
-            _stable_config(tmp / "adapter_config.json")
+            stable_config(tmp / "adapter_config.json")
             shutil.rmtree(target, ignore_errors=True)
             os.replace(tmp, target)
             record["epoch_dirs"].append(target)

@@ -7,24 +7,42 @@ is internal (tagged ``nostream``; see `uno_graph.nodes.common`).
 
 from __future__ import annotations
 
+import uuid
+
 from langchain_core.runnables import RunnableConfig
 from langgraph.runtime import Runtime
 
 from uno_graph.budget import end_at_sentence
+from uno_graph.nodes.best_of import BestOf, pick, samples
 from uno_graph.nodes.common import final_message, internal, spend, text_of
 from uno_graph.rules_context import with_rules
 from uno_graph.state import UnoContext, UnoState
 
 
-def make_expert_generate(model):
-    def expert_generate(state: UnoState) -> dict:
-        budget = state.get("budget")
-        reply = model.invoke(state["messages"], adapter=state["adapter"], **({"max_new_tokens": budget} if budget else {}))
+def make_expert_generate(model, best_of: BestOf | None = None):
+    """The Expert's answer with the cluster's adapter; with `best_of` and an adapter that has a want
+    model, the best of several answers (`uno_graph.nodes.best_of`)."""
+
+    def expert_generate(state: UnoState, config: RunnableConfig) -> dict:
+        budget, adapter = state.get("budget"), state["adapter"]
+        scorer = best_of.scorer(adapter) if best_of is not None else None
+        if scorer is not None:
+            greedy = model.invoke(state["messages"], config=internal(config), adapter=adapter,
+                                  **({"max_new_tokens": budget} if budget else {}))
+            chosen = pick(scorer, [greedy, *samples(model, state["messages"], adapter, best_of, budget, internal(config))])
+            tokens = state.get("tokens")
+            for reply in chosen.replies:
+                tokens = spend({"tokens": tokens}, reply)
+            message = final_message(chosen.text, state, tokens, route="expert", adapter=adapter)
+            message.id = f"uno-best-of-{uuid.uuid4()}"  # a new message: no candidate's tokens were streamed
+            message.response_metadata["uno_best_of"] = {"picked": chosen.index, "scores": chosen.scores}
+            return {"tokens": tokens, "messages": [message]}
+        reply = model.invoke(state["messages"], adapter=adapter, **({"max_new_tokens": budget} if budget else {}))
         tokens = spend(state, reply)
         # an Expert answer that reaches its budget (or the model's) ends at its last complete sentence or line
         text, _ = end_at_sentence(text_of(reply), reply.response_metadata.get("finish_reason"))
         return {"tokens": tokens, "messages": [final_message(text, state, tokens, route="expert",
-                                                              adapter=state["adapter"], reply=reply)]}
+                                                              adapter=adapter, reply=reply)]}
 
     return expert_generate
 
