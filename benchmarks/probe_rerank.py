@@ -15,7 +15,6 @@ and an oracle (any candidate passes) — the most a perfect picker could get. De
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import random
 import sys
@@ -26,18 +25,12 @@ HERE = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(HERE))
 
 
-def load_check(spec: str):
-    path, _, name = spec.partition(":")
-    module_spec = importlib.util.spec_from_file_location("set_checks", path)
-    module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
-    return getattr(module, name or "check")
-
-
 def cluster_want_models(workdir: Path) -> dict:
-    """cluster id -> WantModel fitted on the cluster's labelled answers (None: one label only)."""
+    """cluster id -> the want model `learn` keeps in an Expert's manifest (`pipeline.want_model`), fitted
+    on the cluster's labelled answers (None: one label only)."""
     from uno_graph.adapters.validate import ClusterData
-    from uno_graph.want import WantModel
+    from uno_graph.pipeline import want_model
+    from uno_graph.want import WantScorer
 
     stages = workdir / "stages"
     read = lambda name: [json.loads(line) for line in (stages / name).read_text().splitlines() if line.strip()]
@@ -46,11 +39,9 @@ def cluster_want_models(workdir: Path) -> dict:
     models = {}
     for cluster in read("clusters.jsonl"):
         ids = cluster["members"]
-        data = ClusterData(pairs=[pairs[i] for i in ids if i in pairs and pairs[i]["chosen"]],
-                           rows=[rows[i] for i in ids if i in rows])
-        labelled = data.labelled()
-        labels = [x.label for x in labelled]
-        models[cluster["id"]] = WantModel().fit([x.text for x in labelled], labels) if len(set(labels)) == 2 else None
+        fitted = want_model(ClusterData(pairs=[pairs[i] for i in ids if i in pairs and pairs[i]["chosen"]],
+                                        rows=[rows[i] for i in ids if i in rows]))
+        models[cluster["id"]] = WantScorer.from_dict(fitted) if fitted else None
     return models
 
 
@@ -65,12 +56,12 @@ def main() -> None:
     args = parser.parse_args()
 
     from uno_graph.budget import end_at_sentence
-    from uno_graph.evaluate import read_testset
+    from uno_graph.evaluate import load_callable, read_testset
     from uno_graph.graph import UnoSystem
     from benchmarks.probe_recipe import paired_interval
 
     workdir = Path(args.workdir)
-    check = load_check(args.check)
+    check = load_callable(args.check)
     items = {it.id: it for it in read_testset(args.test)[0]}
     predictions = [json.loads(line) for line in (workdir / "eval" / "predictions.jsonl").read_text().splitlines()]
     routed = [p for p in predictions if p["system"] == "uno" and p["route"] == "expert"]

@@ -244,6 +244,7 @@ class SystemRunner:
         self.model, self.router, self.store = system.model, system.router, system.store
         self.rules_k_clusters, self.max_rules = rules_k_clusters, max_rules
         self.rules = RulesInContext(self.store, self.router.embedder, k_clusters=rules_k_clusters, max_rules=max_rules)
+        self.best_of = system.best_of() if callable(getattr(system, "best_of", None)) else None  # as the graph's
 
     # -- the UNO state machine, stage by stage over a batch ----------------------------------------
     def _uno(self, items: Sequence[TestItem], mode: str) -> list[Answer]:
@@ -289,12 +290,11 @@ class SystemRunner:
     def _best_of(self, item: TestItem, answer: Answer, greedy: Any, adapter: str | None, budget: int | None) -> None:
         """As the graph's expert_generate: where the adapter has a want model, the best of n candidates
         (`uno_graph.nodes.best_of`); the samples' tokens and time count towards the answer."""
-        best_of = self.system.best_of() if callable(getattr(self.system, "best_of", None)) else None
-        scorer = best_of.scorer(adapter) if best_of is not None else None
+        scorer = self.best_of.scorer(adapter) if self.best_of is not None else None
         if scorer is None:
             return
         start = time.perf_counter()
-        extra = best_of_samples(self.model, list(item.messages), adapter, best_of, budget)
+        extra = best_of_samples(self.model, list(item.messages), adapter, self.best_of, budget)
         chosen = pick(scorer, [greedy, *extra])
         answer.text = chosen.text
         for reply in extra:

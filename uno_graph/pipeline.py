@@ -777,12 +777,10 @@ def _fit(run: _Run, cluster_id: str, role: str, objective: str, examples, tag: s
 def want_model(data) -> dict[str, Any] | None:
     """The want model of a cluster's labelled answers (`want.WantModel.to_dict`), which picks the best
     of an Expert's candidate answers at serving time (`nodes/best_of.py`); None with one label only."""
-    from uno_graph.want import WantModel
+    from uno_graph.want import WantJudge
 
-    labelled = data.labelled()
-    if len({x.label for x in labelled}) < 2:
-        return None
-    return WantModel().fit([x.text for x in labelled], [x.label for x in labelled]).to_dict()
+    model = WantJudge().fit(data.labelled()).model
+    return model.to_dict() if model is not None else None
 
 
 def _publish(run: _Run, cluster_id: str, role: str, objective: str, examples, source: Path, metrics, *,

@@ -27,9 +27,10 @@ def make_expert_generate(model, best_of: BestOf | None = None):
         budget, adapter = state.get("budget"), state["adapter"]
         scorer = best_of.scorer(adapter) if best_of is not None else None
         if scorer is not None:
-            greedy = model.invoke(state["messages"], config=internal(config), adapter=adapter,
+            quiet = internal(config)  # no candidate streams: the chosen one is the answer
+            greedy = model.invoke(state["messages"], config=quiet, adapter=adapter,
                                   **({"max_new_tokens": budget} if budget else {}))
-            chosen = pick(scorer, [greedy, *samples(model, state["messages"], adapter, best_of, budget, internal(config))])
+            chosen = pick(scorer, [greedy, *samples(model, state["messages"], adapter, best_of, budget, quiet)])
             tokens = state.get("tokens")
             for reply in chosen.replies:
                 tokens = spend({"tokens": tokens}, reply)
