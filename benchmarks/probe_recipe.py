@@ -7,7 +7,8 @@ For every want topic of every set (`inconsistent` and `smalltalk-noisy` are left
 learn), one SFT adapter per recipe is trained on that topic's edits — the naive per-topic baseline's
 data, with the per-user cap of `--cap` applied as `learn` applies it — and answers the set's test
 questions of that topic (greedy, `max_new_tokens` of the default config). Each answer is checked
-with the set's `checks.py`. A recipe is a list of `TrainSettings` fields (`epochs=4,learning_rate=1e-3`).
+with the set's `checks.py`. A recipe is a list of `TrainSettings` fields and `lora.`-prefixed `LoraSettings` fields
+(`epochs=4,learning_rate=1e-3`, `lora.top_layers=15`).
 
 With `--average K`, the first recipe is also trained K times more, each time on the topic's edits
 less one of K folds (the validator's folds, `adapters/validate.make_folds`), and `average` answers
@@ -35,17 +36,22 @@ from pathlib import Path
 NO_WANT = {"inconsistent", "smalltalk-noisy"}
 
 
-def parse_recipe(text: str) -> dict:
-    from uno_graph.config import TrainSettings
+def parse_recipe(text: str) -> tuple[dict, dict]:
+    """`TrainSettings` and `LoraSettings` overrides of a recipe: `epochs=4,lora.top_layers=15`."""
+    from uno_graph.config import LoraSettings, TrainSettings
 
-    fields = {f.name: f.type for f in dataclasses.fields(TrainSettings)}
-    out = {}
+    known = {"": {f.name for f in dataclasses.fields(TrainSettings)},
+             "lora.": {f.name for f in dataclasses.fields(LoraSettings)}}
+    out: dict[str, dict] = {"": {}, "lora.": {}}
     for part in filter(None, text.split(",")):
         key, _, value = part.partition("=")
-        if key not in fields:
-            raise SystemExit(f"--recipe {text!r}: {key!r} is not a TrainSettings field ({', '.join(fields)})")
-        out[key] = float(value) if "." in value or "e" in value else int(value)
-    return out
+        prefix = "lora." if key.startswith("lora.") else ""
+        name = key[len(prefix):]
+        if name not in known[prefix]:
+            raise SystemExit(f"--recipe {text!r}: {key!r} is not a TrainSettings field ({', '.join(sorted(known['']))}) "
+                             f"or lora.<LoraSettings field> ({', '.join(sorted(known['lora.']))})")
+        out[prefix][name] = None if value == "None" else float(value) if "." in value or "e" in value else int(value)
+    return out[""], out["lora."]
 
 
 def paired_interval(a: list[int], b: list[int], rounds: int = 2000, seed: int = 0) -> tuple[float, float, float]:
@@ -78,10 +84,14 @@ def main() -> None:
 
     cfg = UnoConfig()
     cap = cfg.max_user_share if args.cap is None else args.cap
-    recipes = [(r, TrainSettings(**{**vars(cfg.train), **parse_recipe(r)})) for r in args.recipe]
+    recipes = []  # (name, train settings, lora settings)
+    for r in args.recipe:
+        train_over, lora_over = parse_recipe(r)
+        recipes.append((r, TrainSettings(**{**vars(cfg.train), **train_over}),
+                        dataclasses.replace(cfg.lora, **lora_over)))
     model = UnoChatModel.from_pretrained(cfg.base_model, max_new_tokens=cfg.max_new_tokens)
     base_path = resolve_model_path(cfg.base_model)
-    passes: dict[str, list[int]] = {r: [] for r, _ in recipes}
+    passes: dict[str, list[int]] = {r: [] for r, *_ in recipes}
     if args.average:
         passes.update({"average": [], **({"folds": []} if args.fold_answers else {})})
     started = time.perf_counter()
@@ -124,7 +134,7 @@ def main() -> None:
                     dirs, fold_ok = [], []
                     for k, fold in enumerate(folds):
                         part = [e for e in examples if e.id not in set(fold)]
-                        trained = train_adapter(base_path, part, "sft", Path(tmp) / f"fold-{k}", lora=cfg.lora,
+                        trained = train_adapter(base_path, part, "sft", Path(tmp) / f"fold-{k}", lora=recipes[0][2],
                                                 settings=recipes[0][1], progress=False)
                         dirs.append(trained.epoch_dirs[-1])
                         if args.fold_answers:
@@ -140,10 +150,10 @@ def main() -> None:
                         "n_examples": len(examples), "passed": sum(ok), "n": len(ok), "ok": ok,
                         "fold_passed": [sum(x) for x in fold_ok], "folds_majority_ok": folds_ok,
                         "fold_training_seconds": round(trained_s, 1)})
-            for name, settings in recipes:
+            for name, settings, lora in recipes:
                 t = time.perf_counter()
                 with tempfile.TemporaryDirectory() as tmp:
-                    trained = train_adapter(base_path, examples, "sft", Path(tmp), lora=cfg.lora,
+                    trained = train_adapter(base_path, examples, "sft", Path(tmp), lora=lora,
                                             settings=settings, progress=False)
                     ok = answer(trained.epoch_dirs[-1])
                 passes[name].extend(ok)
@@ -154,7 +164,7 @@ def main() -> None:
     summary = {"summary": True, "sets": args.sets, "cap": cap, "seconds": round(time.perf_counter() - started),
                "recipes": {r: {"passed": sum(v), "n": len(v)} for r, v in passes.items()},
                "paired_vs_first": {}}
-    for name in [r for r, _ in recipes[1:]] + [k for k in ("average", "folds") if k in passes]:
+    for name in [r for r, *_ in recipes[1:]] + [k for k in ("average", "folds") if k in passes]:
         mean, lo, hi = paired_interval(passes[first], passes[name])
         summary["paired_vs_first"][name] = {"mean_diff": round(mean, 3), "ci95": [round(lo, 3), round(hi, 3)]}
     print(json.dumps(summary, indent=1))

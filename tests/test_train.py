@@ -119,6 +119,25 @@ def test_lora_weights_change_and_base_weights_do_not(tiny_lm_dir, tmp_path):
     assert len(changed) == len(lora_before)
 
 
+def test_top_layers_adapts_only_the_last_layers_and_the_adapter_loads_again(tiny_lm_dir, tmp_path):
+    import torch
+    from peft import PeftModel
+    from safetensors.torch import load_file
+    from transformers import AutoModelForCausalLM
+
+    lora = LoraSettings(r=4, alpha=8, dropout=0.0, top_layers=1)  # the tiny model has 2 layers
+    trained = train_adapter(tiny_lm_dir, _examples(), "sft", tmp_path, lora=lora, settings=SETTINGS, progress=False)
+    names = list(load_file(str(trained.epoch_dirs[-1] / "adapter_model.safetensors")))
+    assert names and all(".layers.1." in n for n in names), names
+    base = AutoModelForCausalLM.from_pretrained(str(tiny_lm_dir), torch_dtype=torch.float32)
+    before = {k: v.clone() for k, v in base.state_dict().items()}
+    merged = PeftModel.from_pretrained(base, str(trained.epoch_dirs[-1])).merge_and_unload().state_dict()
+    moved = {k for k in before if not torch.equal(before[k], merged[k])}
+    assert moved and all(".layers.1." in k for k in moved)
+    with pytest.raises(ConfigError, match="lora.top_layers"):
+        UnoConfig.from_dict({"lora": {"top_layers": 0}})
+
+
 def test_one_adapter_saved_per_epoch(expert, tiny_lm_dir):
     assert [p.name for p in expert.epoch_dirs] == ["epoch-1", "epoch-2"]
     for path in expert.epoch_dirs:

@@ -32,6 +32,10 @@ class LoraSettings:
     target_modules: tuple[str, ...] = (
         "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj",
     )  # paper: all seven projections
+    # adapt only the last `top_layers` decoder layers (None: every layer). Backpropagation then stops
+    # at the lowest adapted layer: on the embedded 30-layer model a training step on 220 tokens took
+    # 1.1 s with the top 15 layers against 1.7 s with all 30 (benchmarks/probe_layers.py)
+    top_layers: int | None = None
 
 
 @dataclass
@@ -250,6 +254,8 @@ class UnoConfig:
              or isinstance(self.min_user_agreement, (int, float)) and math.isfinite(self.min_user_agreement),
              "a number (log-odds) or None = off"),
             ("lora.r", self.lora.r, self.lora.r > 0, "a positive integer"),
+            ("lora.top_layers", self.lora.top_layers, self.lora.top_layers is None
+             or isinstance(self.lora.top_layers, int) and self.lora.top_layers > 0, "a positive integer or None = every layer"),
             ("train.epochs", self.train.epochs, self.train.epochs > 0, "a positive integer"),
             ("train.batch_size", self.train.batch_size, self.train.batch_size > 0, "a positive integer"),
             ("train.learning_rate", self.train.learning_rate, self.train.learning_rate > 0, "a positive number"),

@@ -149,6 +149,13 @@ class _TruncatingCollator:
         return self.inner([self.truncate(r) for r in rows])
 
 
+def _top_layers(model: Any, top: int | None) -> list[int] | None:
+    """PEFT's `layers_to_transform` for `LoraSettings.top_layers`: the indices of the model's last
+    `top` decoder layers (all of them when `top` is None or not smaller than the model's depth)."""
+    depth = int(model.config.num_hidden_layers)
+    return None if top is None or top >= depth else list(range(depth - top, depth))
+
+
 def _common_args(out_dir: Path, settings: TrainSettings, progress: bool) -> dict[str, Any]:
     """TrainingArguments shared by every objective: the paper's optimiser, CPU, no saving or reporting."""
     return dict(
@@ -513,6 +520,7 @@ def build_trainer(
         lora_alpha=lora.alpha,
         lora_dropout=lora.dropout,
         target_modules=list(lora.target_modules),
+        layers_to_transform=_top_layers(lm.model, lora.top_layers),
         bias="none",
         task_type="CAUSAL_LM",
     )
