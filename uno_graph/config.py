@@ -34,8 +34,10 @@ class LoraSettings:
     )  # paper: all seven projections
     # adapt only the last `top_layers` decoder layers (None: every layer). Backpropagation then stops
     # at the lowest adapted layer: on the embedded 30-layer model a training step on 220 tokens took
-    # 1.1 s with the top 15 layers against 1.7 s with all 30 (one in-process timing, not yet a benchmark)
-    top_layers: int | None = None
+    # 1.1 s with the top 15 layers against 1.7 s with all 30 (one in-process timing, not yet a benchmark).
+    # Left out of the repr, which the train stage's fingerprint reads: the stage adds it to its key when
+    # set, so work directories learned before the field existed keep their adapters
+    top_layers: int | None = field(default=None, repr=False)
 
 
 @dataclass

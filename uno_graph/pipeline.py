@@ -591,6 +591,7 @@ def _train(run: _Run, clusters, gaps, pairs, rows, store) -> dict[str, dict[str,
              cfg.train_on_approvals, *((cfg.learners,) if len(cfg.learners) > 1 else ()),  # one learner: as before
              *((cfg.path_order,) if cfg.path_order != "gap" else ()),  # "gap" keeps earlier runs' keys
              *((cfg.final_adapter,) if cfg.final_adapter != "retrain" else ()),
+             *((("top_layers", cfg.lora.top_layers),) if cfg.lora.top_layers is not None else ()),
              *((cfg.min_user_agreement,) if cfg.min_user_agreement is not None else ()))
     inputs = fingerprint(run.wd.output_fingerprint("gap"), run.wd.output_fingerprint("pairs"), *knobs)
     settings = fingerprint(stage, cfg.base_model, *knobs)
