@@ -14,6 +14,8 @@ so a kill lands at an exact place instead of wherever a timer happens to fire:
   `clusters.jsonl` is written;
 * `fit`: right after the n-th adapter training (a validation fold or a final fit) returns, while
   its cluster is still being validated;
+* `step`: inside the n-th optimiser step of any training, once its backward pass has filled the
+  gradients and before AdamW updates a weight (mid-fit, with the trainer's temporary files open);
 * `publish-tmp`: in the n-th publish, once the new version is complete in its hidden temp folder,
   before it is renamed into `v<N>`;
 * `publish-renamed`: in the n-th publish, after the rename into `v<N>` and before `served.json`
@@ -108,6 +110,16 @@ def install_kill(spec: str) -> None:
         from uno_graph.adapters import train
 
         count_after(train, "train_adapter", tick)
+    elif point == "step":
+        import torch
+
+        step = torch.optim.AdamW.step
+
+        def counted_step(self, *args, **kwargs):
+            tick()  # dies before the update on the n-th step
+            return step(self, *args, **kwargs)
+
+        torch.optim.AdamW.step = counted_step
     elif point in ("publish-tmp", "publish-renamed"):
         from uno_graph.adapters import registry
 

@@ -7,9 +7,10 @@ Locally it skips, with the reason and the install command. With `UNO_GRAPH_REQUI
 dependency would otherwise go green on the tests it could not run. `UNO_GRAPH_REQUIRE_ALL=0` turns
 that off again.
 
-Skips that hold on a complete install stay plain `pytest.skip` with their reason (the MemoryBench data
-lives outside the repository; the published leaderboard lacks some entries); `-rs` (pyproject's
-`addopts`) lists every skip with its reason at the end of a run.
+Skips that hold on a complete install stay plain `pytest.skip` with their reason (the published
+MemoryBench leaderboard lacks some entries; a user's own clone on a machine with no shared folder has
+no MemoryBench slice, see `tests/test_memorybench._require_data`); `-rs` (pyproject's `addopts`) lists
+every skip with its reason at the end of a run.
 """
 
 from __future__ import annotations

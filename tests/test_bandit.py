@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from tests.fakes import AdapterEcho, KeywordEmbedder
+from tests.requires import require_module
 from uno_graph.capture import JsonlLogStore, Recorder
 from uno_graph.config import UnoConfig
 from uno_graph.errors import ArtifactError, ConfigError
@@ -20,7 +21,7 @@ from uno_graph.router import Router, RouteTable, variant_name
 from uno_graph.state import UnoContext
 from uno_graph.store import UnoStore
 
-pytest.importorskip("bayesianbandits")
+require_module("bayesianbandits", "pip install 'uno-graph[bandit]'")
 
 ROOT = Path(__file__).resolve().parents[1]
 ARMS = ["adapters/c/expert/v1", "adapters/c/expert@kto/v1", "adapters/c/expert@dpo_sft/v1"]

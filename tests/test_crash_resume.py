@@ -32,13 +32,15 @@ TOPICS = {
 
 # kill point (driver spec) -> what the killed run must have left, checked before the rerun.
 # Distill and verify run in batches of 4 in the driver: 8 records = two whole batches.
-# Each cluster trains 3 adapters (2 validation folds + the final fit): fit 4 is inside the second cluster.
+# Each cluster trains 3 adapters (2 validation folds + the final fit): fit 4 is inside the second cluster,
+# and optimiser step 3 inside the first cluster's second fold (each fold is a step or two here).
 KILLS = {
     "mid-distill": "distill:8",
     "mid-verify": "verify:8",
     "mid-cluster": "cluster:1",
     "mid-gap": "gap:1",
     "mid-training": "fit:4",
+    "mid-optimizer-step": "step:3",
     "publish-before-rename": "publish-tmp:2",
     "publish-between-renames": "publish-renamed:2",
 }

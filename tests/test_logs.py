@@ -247,9 +247,9 @@ def test_content_part_lists_join_text_and_warn_once_about_image_only_turns(tmp_p
 
 
 def test_over_long_fields_are_cut_with_a_warning_and_kept(tmp_path, caplog):
-    huge = "x" * 2_000_000
+    huge = "x" * 50_000_000  # the case: a 50 MB question
     row = {**GOOD, "messages": [{"role": "user", "content": huge}, {"role": "assistant", "content": "ok"}],
-           "feedback": {"comment": huge, "edited_response": "fine"}}
+           "feedback": {"comment": huge[:2_000_000], "edited_response": "fine"}}
     path = _write(tmp_path / "long.jsonl", [_rec("a0"), json.dumps(row)])
     with caplog.at_level("WARNING", logger="uno_graph.logs"):
         report = read_logs(path)
@@ -258,7 +258,7 @@ def test_over_long_fields_are_cut_with_a_warning_and_kept(tmp_path, caplog):
     assert rec.feedback.edited_response == "fine"
     assert {(w.file, w.line, w.field) for w in report.warnings} == {
         (str(path), 2, "messages[0].content"), (str(path), 2, "feedback.comment")}
-    assert f"{path}:2: field 'messages[0].content'" in caplog.text and "2,000,000" in caplog.text
+    assert f"{path}:2: field 'messages[0].content'" in caplog.text and "50,000,000" in caplog.text
 
 
 def test_unknown_fields_warn_once_per_file_with_the_closest_name(tmp_path, caplog):

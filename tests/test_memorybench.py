@@ -1,8 +1,8 @@
 """MemoryBench Norm-Score: reproduce UNO's published summaries and the leaderboard; bad input is named.
 
 The reproduction tests read the offline MemoryBench slice at ``../shared/memorybench-data`` (beside the
-repository) or ``$UNO_GRAPH_MEMORYBENCH_DATA``, and skip when it is absent. The unit tests build tiny
-constants in a temporary folder.
+repository) or ``$UNO_GRAPH_MEMORYBENCH_DATA``; without it they skip, or fail in CI on a machine whose
+shared folder lacks it (`_require_data`). The unit tests build tiny constants in a temporary folder.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.requires import missing
 from uno_graph.errors import ArtifactError, ConfigError, LogFormatError
 from uno_graph.memorybench import (
     DATA_ENV,
@@ -37,14 +38,36 @@ SYSTEMS = ("uno", "uno-single")
 LLM_MERGED = {"Short-Short": {"JRE-L"}, "Short-Long": {"JuDGE"}, "Long-Short": {"IdeaBench"}, "Long-Long": set()}
 TOL = {"rel": 1e-9, "abs": 1e-12}
 
-needs_data = pytest.mark.skipif(not DATA.is_dir(), reason=f"MemoryBench data not found at {DATA} "
-                                                          f"(set {DATA_ENV} to the memorybench-data folder)")
+
+def _require_data() -> None:
+    """Skip without the MemoryBench slice, or fail (`tests.requires.missing`) where it should be.
+
+    The slice lives outside the repository, in the machine's shared folder (`../shared` or
+    `/work/shared`). A machine with that folder but without the slice lost a component the tests need:
+    under `UNO_GRAPH_REQUIRE_ALL=1` or `CI` that fails the run. A machine with no shared folder at all
+    (a user's own clone) skips, naming the variable that points at a copy.
+    """
+    if DATA.is_dir():
+        return
+    reason = f"MemoryBench data not found at {DATA} (set {DATA_ENV} to the memorybench-data folder)"
+    if any(c.parent.is_dir() for c in _CANDIDATES):
+        missing(reason)
+    pytest.skip(reason)
+
+
+needs_data = pytest.mark.usefixtures("memorybench_data")
+
+
+@pytest.fixture
+def memorybench_data() -> Path:
+    _require_data()
+    return DATA
 
 
 def _run_dir(task: str, system: str) -> Path:
     details = sorted((UNO_RUNS / task / system).glob("*/evaluate_details.json"))
-    if not details:
-        pytest.skip(f"no evaluate_details.json for UNO {task}/{system} in {UNO_RUNS}")
+    if not details:  # the slice is there but incomplete: a broken copy, not an absent one
+        missing(f"no evaluate_details.json for UNO {task}/{system} in {UNO_RUNS}")
     return details[-1].parent
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.fakes import KeywordEmbedder, make_lora
+from tests.requires import require_module
 from tests.test_serving_remote import EGG, MAX_NEW, PARIS, ask, make_workdir
 from uno_graph.errors import ArtifactError
 
@@ -184,7 +185,7 @@ def test_a_reload_onto_a_version_that_does_not_load_keeps_the_old_one(system, lo
 
 def test_the_openai_server_keeps_the_old_version_when_the_served_one_does_not_load(system, loras, reference,
                                                                                   caplog):
-    pytest.importorskip("fastapi")
+    require_module("fastapi", "pip install 'uno-graph[openai-server]'")
     from uno_graph.openai_server import OpenAIServer
 
     egg = reference.invoke(EGG, adapter="ref-egg").content
