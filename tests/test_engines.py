@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.requires import require_module
 from uno_graph.engines import BACKENDS, GenParams, Row
 from uno_graph.engines.gguf_lora import (
     PROJECTIONS,
@@ -430,7 +431,9 @@ def test_cli_backend_flag(tmp_path):
     from uno_graph import cli
 
     parser = cli.build_parser()
-    assert parser.parse_args(["ask", "--workdir", "w", "q"]).backend == "transformers"
+    assert parser.parse_args(["ask", "--workdir", "w", "q"]).backend == "auto"  # serving: llama.cpp where it can
+    assert parser.parse_args(["serve-openai", "--workdir", "w"]).backend == "auto"
+    assert parser.parse_args(["eval", "t.jsonl", "--workdir", "w", "--out", "o"]).backend == "transformers"
     assert parser.parse_args(["ask", "--workdir", "w", "--backend", "llamacpp", "q"]).backend == "llamacpp"
     assert parser.parse_args(["chat", "--workdir", "w", "--backend", "llamacpp"]).backend == "llamacpp"
     assert parser.parse_args(["eval", "t.jsonl", "--workdir", "w", "--out", "o", "--backend", "llamacpp"]).backend \
@@ -440,3 +443,25 @@ def test_cli_backend_flag(tmp_path):
     with pytest.raises(SystemExit):
         parser.parse_args(["ask", "--workdir", "w", "--backend", "vllm", "q"])
     assert cli._backend_model(str(tmp_path), "transformers") is None  # UnoSystem.load builds the default
+
+
+def test_auto_backend_serves_on_llamacpp_where_the_base_model_has_a_gguf(tmp_path):
+    """`--backend auto` (ask, chat, serve-openai): llama.cpp for the embedded default, whose GGUF comes with
+    the install; transformers for a base model without a GGUF, and for a folder that is no work directory
+    (its load then names the problem)."""
+    from uno_graph.cli import serving_backend
+    from uno_graph.config import UnoConfig
+
+    require_module("xllamacpp", "pip install 'uno-graph[llamacpp]'")
+
+    def workdir(name: str, base_model: str) -> str:
+        work = tmp_path / name
+        work.mkdir()
+        config = UnoConfig(base_model=base_model)
+        (work / "system.json").write_text(json.dumps({"base_model": base_model, "config": config.to_dict()}))
+        return str(work)
+
+    assert serving_backend(workdir("default", UnoConfig().base_model), "auto") == "llamacpp"
+    assert serving_backend(workdir("no-gguf", str(tmp_path)), "auto") == "transformers"
+    assert serving_backend(str(tmp_path / "missing"), "auto") == "transformers"
+    assert serving_backend(str(tmp_path / "missing"), "llamacpp") == "llamacpp"  # asked for: no fallback

