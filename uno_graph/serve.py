@@ -9,6 +9,8 @@ Environment (read when the server imports this module):
   path is taken from the server's current directory). `langgraph.json` sets no `env` on purpose:
   the LangGraph server lets a config's `env` override the process environment.
 - `UNO_GRAPH_MODE`: `uno` (default) or `uno_single`.
+- `UNO_GRAPH_BACKEND`: `auto` (default: llama.cpp where `xllamacpp` is installed and the base model
+  has a GGUF, else transformers; `uno_graph.engines.select`), `llamacpp` or `transformers`.
 - `UNO_GRAPH_CHROMA_URL`: route through a `chroma run` server instead of the work directory's
   embedded store.
 - `UNO_GRAPH_WATCH_S`: reload newly published adapters every so many seconds (0 = never).
@@ -28,9 +30,11 @@ from __future__ import annotations
 
 import os
 
+from uno_graph.engines.select import serving_model
 from uno_graph.graph import UnoSystem
 
-_system = UnoSystem.load(os.environ.get("UNO_GRAPH_WORKDIR", "runs/demo"),
+_workdir = os.environ.get("UNO_GRAPH_WORKDIR", "runs/demo")
+_system = UnoSystem.load(_workdir, model=serving_model(_workdir, os.environ.get("UNO_GRAPH_BACKEND") or "auto"),
                          chroma_url=os.environ.get("UNO_GRAPH_CHROMA_URL") or None)
 if float(os.environ.get("UNO_GRAPH_WATCH_S", "0")) > 0:
     _watcher = _system.watch(float(os.environ["UNO_GRAPH_WATCH_S"]))
