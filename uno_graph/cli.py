@@ -276,6 +276,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"answer": reply.content, "route": meta.get("uno_route"), "cluster": meta.get("uno_cluster"),
                           "adapter": meta.get("uno_adapter"), "distance": meta.get("uno_distance"),
+                          "backend": getattr(system.model, "backend", None),
                           "input_tokens": usage.get("input_tokens"), "output_tokens": usage.get("output_tokens"),
                           **({"log_id": log_id} if args.record else {})}))
     else:
