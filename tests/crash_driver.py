@@ -68,16 +68,20 @@ def _die() -> None:
     os.kill(os.getpid(), signal.SIGKILL)
 
 
-def count_after(module, name: str, tick) -> None:
-    """Replace `module.name` with a wrapper that calls `tick()` after each call returns."""
-    real = getattr(module, name)
+def count_calls(owner, name: str, tick, *, before: bool = False) -> None:
+    """Replace `owner.name` (a module's function, a class's method) with a wrapper that calls `tick()`
+    after each call returns, or, with `before`, as each call starts."""
+    real = getattr(owner, name)
 
     def counted(*args, **kwargs):
+        if before:
+            tick()
         result = real(*args, **kwargs)
-        tick()
+        if not before:
+            tick()
         return result
 
-    setattr(module, name, counted)
+    setattr(owner, name, counted)
 
 
 def install_kill(spec: str) -> None:
@@ -105,21 +109,15 @@ def install_kill(spec: str) -> None:
     elif point == "cluster":
         from uno_graph import pipeline
 
-        count_after(pipeline, "_store_clusters", tick)
+        count_calls(pipeline, "_store_clusters", tick)
     elif point == "fit":
         from uno_graph.adapters import train
 
-        count_after(train, "train_adapter", tick)
+        count_calls(train, "train_adapter", tick)
     elif point == "step":
         import torch
 
-        step = torch.optim.AdamW.step
-
-        def counted_step(self, *args, **kwargs):
-            tick()  # dies before the update on the n-th step
-            return step(self, *args, **kwargs)
-
-        torch.optim.AdamW.step = counted_step
+        count_calls(torch.optim.AdamW, "step", tick, before=True)  # dies before the n-th step updates a weight
     elif point in ("publish-tmp", "publish-renamed"):
         from uno_graph.adapters import registry
 
@@ -142,7 +140,7 @@ def install_kill(spec: str) -> None:
     elif point == "publish-served":
         from uno_graph.adapters import versions
 
-        count_after(versions, "publish_version", tick)
+        count_calls(versions, "publish_version", tick)
     else:
         raise SystemExit(f"unknown kill point {point!r}")
 

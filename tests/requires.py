@@ -9,7 +9,7 @@ that off again.
 
 Skips that hold on a complete install stay plain `pytest.skip` with their reason (the published
 MemoryBench leaderboard lacks some entries; a user's own clone on a machine with no shared folder has
-no MemoryBench slice, see `tests/test_memorybench._require_data`); `-rs` (pyproject's `addopts`) lists
+no MemoryBench slice, see the `memorybench_data` fixture in `tests/test_memorybench.py`); `-rs` (pyproject's `addopts`) lists
 every skip with its reason at the end of a run.
 """
 

@@ -442,7 +442,7 @@ def test_cli_backend_flag(tmp_path):
     assert serve.backend == "llamacpp" and serve.func is cli.cmd_serve_openai_backend
     with pytest.raises(SystemExit):
         parser.parse_args(["ask", "--workdir", "w", "--backend", "vllm", "q"])
-    assert cli._backend_model(str(tmp_path), "transformers") is None  # UnoSystem.load builds the default
+    assert cli.serving_model(str(tmp_path), "transformers") is None  # UnoSystem.load builds the default
 
 
 def test_auto_backend_serves_on_llamacpp_where_the_base_model_has_a_gguf(tmp_path):

@@ -2,7 +2,7 @@
 
 The reproduction tests read the offline MemoryBench slice at ``../shared/memorybench-data`` (beside the
 repository) or ``$UNO_GRAPH_MEMORYBENCH_DATA``; without it they skip, or fail in CI on a machine whose
-shared folder lacks it (`_require_data`). The unit tests build tiny constants in a temporary folder.
+shared folder lacks it (the `memorybench_data` fixture). The unit tests build tiny constants in a temporary folder.
 """
 
 from __future__ import annotations
@@ -39,7 +39,8 @@ LLM_MERGED = {"Short-Short": {"JRE-L"}, "Short-Long": {"JuDGE"}, "Long-Short": {
 TOL = {"rel": 1e-9, "abs": 1e-12}
 
 
-def _require_data() -> None:
+@pytest.fixture
+def memorybench_data() -> None:
     """Skip without the MemoryBench slice, or fail (`tests.requires.missing`) where it should be.
 
     The slice lives outside the repository, in the machine's shared folder (`../shared` or
@@ -56,12 +57,6 @@ def _require_data() -> None:
 
 
 needs_data = pytest.mark.usefixtures("memorybench_data")
-
-
-@pytest.fixture
-def memorybench_data() -> Path:
-    _require_data()
-    return DATA
 
 
 def _run_dir(task: str, system: str) -> Path:

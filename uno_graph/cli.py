@@ -12,7 +12,7 @@ from pathlib import Path
 
 from uno_graph.config import DEFAULT_EMBEDDER, DEFAULT_MODEL, EXPERT_OBJECTIVES, FINAL_ADAPTERS, TrainSettings, UnoConfig
 from uno_graph.engines.base import BACKENDS
-from uno_graph.engines.select import SERVING_BACKENDS
+from uno_graph.engines.select import SERVING_BACKENDS, serving_backend, serving_model
 from uno_graph.errors import ConfigError, UnoGraphError
 from uno_graph.scope import THREADS_FILE
 
@@ -220,24 +220,13 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
-def _backend_model(workdir: str, backend: str, max_new_tokens: int | None = None):
-    """The work directory's serving model on `backend` (`uno_graph.engines.select.serving_model`)."""
-    from uno_graph.engines.select import serving_model
-
-    return serving_model(workdir, backend, max_new_tokens)
-
-
 def _add_backend(p: argparse.ArgumentParser, default: str = "transformers") -> None:
-    if default == "auto":
-        help_ = ("what generates: auto (default) is llamacpp where the xllamacpp wheel is installed and the base "
-                 "model has a GGUF (the embedded default has one), else transformers; transformers is transformers "
-                 "+ PEFT, the engine adapters are trained and validated on; llamacpp is the base model's GGUF with "
-                 "each adapter as a GGUF LoRA (pip install 'uno-graph[llamacpp]')")
-    else:
-        help_ = ("what generates: transformers + PEFT (default, the engine adapters are validated on) or llamacpp "
-                 "(the base model's GGUF with each adapter as a GGUF LoRA; pip install 'uno-graph[llamacpp]')")
+    auto = ("auto: llamacpp where the xllamacpp wheel is installed and the base model has a GGUF (the embedded "
+            "default has one), else transformers; ") if default == "auto" else ""
     p.add_argument("--backend", choices=SERVING_BACKENDS if default == "auto" else BACKENDS, default=default,
-                   help=help_)
+                   help=f"what generates (default {default}): {auto}transformers: transformers + PEFT, the engine "
+                        "adapters are trained and validated on; llamacpp: the base model's GGUF with each adapter as "
+                        "a GGUF LoRA (pip install 'uno-graph[llamacpp]')")
 
 
 def _add_checkpointer(p: argparse.ArgumentParser, what: str) -> None:
@@ -266,7 +255,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
     from uno_graph.graph import UnoSystem
     from uno_graph.state import UnoContext
 
-    system = UnoSystem.load(args.workdir, model=_backend_model(args.workdir, args.backend),
+    system = UnoSystem.load(args.workdir, model=serving_model(args.workdir, args.backend),
                             lazy_adapters=True)  # one question needs at most one adapter
     graph = system.graph(args.mode, recorder=_recorder(args.record))
     config = {"configurable": {"thread_id": args.thread_id}} if args.thread_id else None
@@ -294,7 +283,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
     from uno_graph.graph import UnoSystem, build_graph
     from uno_graph.state import UnoContext
 
-    system = UnoSystem.load(args.workdir, model=_backend_model(args.workdir, args.backend))
+    system = UnoSystem.load(args.workdir, model=serving_model(args.workdir, args.backend))
     recorder = _recorder(args.record)
     graph = build_graph(system.model, system.router, args.mode, recorder=recorder).compile(checkpointer=InMemorySaver())
     config = {"configurable": {"thread_id": args.thread_id or f"cli-{uuid.uuid4().hex[:12]}"}}
@@ -400,7 +389,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     systems = [s.strip() for s in args.systems.split(",") if s.strip()]
     system = None
     # a different answer budget than the one the work directory was learned with, or another backend
-    model = _backend_model(args.workdir, args.backend, args.max_new_tokens)
+    model = serving_model(args.workdir, args.backend, args.max_new_tokens)
     if model is not None:
         from uno_graph.graph import UnoSystem
 
@@ -422,14 +411,12 @@ def cmd_serve_openai_backend(args: argparse.Namespace) -> int:
     requests in parallel slots)."""
     from uno_graph.openai_server import OpenAIServer, cmd_serve_openai, limits_from_args, serve_until_interrupted
 
-    from uno_graph.engines.select import serving_backend
-
     backend = serving_backend(args.workdir, args.backend)
     if backend == "transformers":
         return cmd_serve_openai(args)
     from uno_graph.graph import load_config
 
-    model = _backend_model(args.workdir, backend, args.max_new_tokens)
+    model = serving_model(args.workdir, backend, args.max_new_tokens)
     server = OpenAIServer(model, host=args.host, port=args.port, workdir=args.workdir, recorder=args.record,
                           served_model_name=args.served_model_name or load_config(args.workdir).base_model,
                           limits=limits_from_args(args)).with_adapters()
